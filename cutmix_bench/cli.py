@@ -1,0 +1,92 @@
+"""`cutmix-bench`: the command line. Errors in the user's input print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import BenchError
+
+EPILOG = """examples:
+  cutmix-bench run suites/smoke.yaml
+  cutmix-bench run suites/cifar100.yaml --set data.root=../shared/data/cifar100 --set train.epochs=1 \\
+      --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
+  cutmix-bench list
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cutmix-bench", description="Train baseline / Cutout / Mixup / CutMix "
+                                     "models and compare accuracy and robustness.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a suite (skips finished runs) and write results + report")
+    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a suite key, value in YAML syntax (repeatable), e.g. --set train.epochs=2")
+    report = commands.add_parser("report", help="rebuild results.csv and report.md from finished runs")
+    report.add_argument("suite", type=Path)
+    report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    commands.add_parser("list", help="list registered datasets, models, methods and evaluations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        if args.debug:
+            raise
+        print(f"cutmix-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_suite
+    from .runner import run_suite
+
+    suite = load_suite(args.suite, args.overrides)
+    out, failures = run_suite(suite)
+    print(f"report: {out / 'report.md'}")
+    if failures:
+        print(f"cutmix-bench: {len(failures)} run(s) failed: {', '.join(sorted(failures))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .config import load_suite
+    from .report import build_report
+    from .runner import Run, collect_results, output_dir
+    from .io import write_csv
+
+    suite = load_suite(args.suite, args.overrides)
+    out = output_dir(suite)
+    results = collect_results(out, [Run(m, s) for m in suite.methods for s in suite.seeds])
+    write_csv(out / "results.csv", results)
+    print(f"report: {build_report(suite, results, out, {})}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+    from .evaluations import EVALUATIONS
+    from .methods import METHODS
+    from .models import MODELS
+
+    for registry in (DATASETS, MODELS, METHODS, EVALUATIONS):
+        print(f"{registry.kind}s: {', '.join(registry.names())}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Suite files: YAML -> validated `Suite`, with `--set key.path=value` overrides.
+
+Every mistake becomes one BenchError naming the key path and what was expected. Component names
+and their parameters (dataset, model, methods, evaluations) are checked by building them once
+here, before any training starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import BenchError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class DataConfig(Strict):
+    name: str
+    root: str | None = None
+    download: bool = False
+    train_subset: int | None = Field(None, gt=0)
+    test_subset: int | None = Field(None, gt=0)
+    subset_seed: int = 0
+    params: dict[str, Any] = {}
+
+
+class ModelConfig(Strict):
+    name: str
+    params: dict[str, Any] = {}
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+
+
+class ScheduleConfig(Strict):
+    name: Literal["cosine", "multistep", "constant"] = "cosine"
+    milestones: list[int] = []
+    gamma: float = Field(0.1, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    precision: Literal["auto", "32", "bf16"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    eval_every: int = Field(1, ge=0)
+    checkpoint_every: int = Field(1, gt=0)
+    threads: int | None = Field(None, gt=0)
+
+
+class Suite(Strict):
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    methods: dict[str, dict[str, Any]]
+    seeds: list[int] = Field(min_length=1)
+    evaluations: dict[str, dict[str, Any]] = {"clean": {}}
+    output_dir: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch_size: int = Field(1024, gt=0)
+
+    @field_validator("methods", "evaluations", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(registered method name, parameters) of the run label; `method:` defaults to the label."""
+        params = dict(self.methods[label])
+        return params.pop("method", label), params
+
+
+def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
+    """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
+    relative paths given with --set are relative to the current directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: suite file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise BenchError(f"{path}:{where} YAML syntax error: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise BenchError(f"{path}: expected a mapping of suite keys at the top level")
+    resolve_paths(raw, path.parent.resolve())
+    for item in overrides:
+        apply_override(raw, item)
+    return validate(raw, str(path))
+
+
+def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        got = "" if error["type"] == "missing" else f", got {error.get('input')!r}"
+        raise BenchError(f"{source}: {key}: {error['msg']}{got}") from None
+    check_components(suite)
+    return suite
+
+
+def check_components(suite: Suite) -> None:
+    """Names and parameters of methods and evaluations, checked without loading data or models."""
+    from .evaluations import EVALUATIONS
+    from .methods import create_method
+    from .models import MODELS
+
+    if not suite.methods:
+        raise BenchError("methods: expected at least one method")
+    for label in suite.methods:
+        name, params = suite.method_spec(label)
+        create_method(name, f"methods.{label}", **params)
+    for name, params in suite.evaluations.items():
+        EVALUATIONS.create(name, f"evaluations.{name}", **params)
+    if not suite.model.name.startswith("timm:"):
+        MODELS.get(suite.model.name, "model.name")
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """`a.b.c=value`, value parsed as YAML. The parent key must exist, except for dict entries
+    whose names are open (methods, evaluations, params)."""
+    if "=" not in item:
+        raise BenchError(f"--set {item}: expected key.path=value")
+    path, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BenchError(f"--set {path}: value {text!r} is not valid YAML") from exc
+    keys = path.split(".")
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        if not isinstance(node, dict):
+            raise BenchError(f"--set {path}: {'.'.join(keys[:depth])} is not a mapping")
+        if key not in node and not _open(keys[:depth]) and key not in _field_names(keys[:depth]):
+            _missing(path, keys[: depth + 1])
+        node = node.setdefault(key, {})
+    if not isinstance(node, dict):
+        raise BenchError(f"--set {path}: {'.'.join(keys[:-1])} is not a mapping")
+    parent = keys[:-1]
+    if keys[-1] not in node and not _open(parent) and keys[-1] not in _field_names(parent):
+        _missing(path, keys)
+    node[keys[-1]] = value
+    resolve_paths(node, Path.cwd(), only=keys[-1])
+
+
+def is_path_key(key: str) -> bool:
+    return key in ("root", "path") or key.endswith(("_root", "_dir", "_path"))
+
+
+def resolve_paths(node: Any, base: Path, only: str | None = None) -> None:
+    """Make the values of path keys (root, path, *_root, *_dir, *_path) absolute against `base`,
+    expanding ~ and $VARS; recurses into nested mappings."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if only is not None and key != only:
+            continue
+        if isinstance(value, str) and is_path_key(key):
+            expanded = Path(os.path.expandvars(value)).expanduser()
+            node[key] = str(expanded if expanded.is_absolute() else base / expanded)
+        else:
+            resolve_paths(value, base)
+
+
+def _open(parent: list[str]) -> bool:
+    return bool(parent) and (parent[0] in ("methods", "evaluations") or parent[-1] == "params")
+
+
+def _field_names(parent: list[str]) -> set[str]:
+    """Keys the schema allows under `parent`, so overrides can set keys the suite left at default."""
+    model: Any = Suite
+    for key in parent:
+        field = model.model_fields.get(key)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return set()
+        model = annotation
+    return set(model.model_fields)
+
+
+def _missing(path: str, keys: list[str]) -> Any:
+    raise BenchError(f"--set {path}: key {'.'.join(keys)} does not exist in the suite or its schema")

@@ -1,0 +1,12 @@
+"""Evaluations: registry. A new evaluation is one file (an `Evaluation` subclass) + one import line."""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import EvalContext, Evaluation, ReportContext, Row
+
+EVALUATIONS: Registry[Evaluation] = Registry("evaluation")
+
+from . import clean  # noqa: E402,F401  (registration)
+
+__all__ = ["EVALUATIONS", "EvalContext", "Evaluation", "ReportContext", "Row"]

@@ -1,0 +1,92 @@
+"""The contract of an evaluation: `run` scores one trained model and returns rows; `report` turns
+the rows of all runs into a markdown section. Scoring, metrics and data live in separate modules.
+
+A row is a dict with at least `metric` and `value`; `subset` (e.g. a corruption or an OOD set) and
+`level` (e.g. a severity, an epsilon, an occlusion size) are the usual extra keys. The runner adds
+run, method, seed, model, dataset and evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import Dataset, Split
+
+Row = dict[str, Any]
+
+
+@dataclass
+class EvalContext:
+    """A trained model in eval mode on `device`, its in-distribution data and where to put files."""
+
+    model: nn.Module
+    dataset: Dataset
+    test: Split
+    device: torch.device
+    batch_size: int
+    seed: int
+    run_dir: Path
+    cache_dir: Path
+    autocast: bool = False
+    channels_last: bool = True
+    mean: torch.Tensor = field(init=False)
+    std: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        """Differentiable logits of float images in [0, 1], NCHW on the device; normalisation inside."""
+        x = (x01 - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.model(x).float()
+
+    def to_float(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 NHWC (CPU or device) -> float [0, 1] NCHW on the device."""
+        images = torch.as_tensor(images).to(self.device, non_blocking=True)
+        return images.permute(0, 3, 1, 2).float().div_(255)
+
+    def batches(self, n: int) -> Iterator[slice]:
+        for start in range(0, n, self.batch_size):
+            yield slice(start, min(start + self.batch_size, n))
+
+    @torch.inference_mode()
+    def logits(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Logits [N, K] (float32, CPU) of uint8 NHWC images, in batches under inference mode."""
+        out = [self.forward(self.to_float(images[index])).cpu() for index in self.batches(len(images))]
+        return torch.cat(out) if out else torch.empty(0, 0)
+
+
+@dataclass
+class ReportContext:
+    """What a report section needs besides the rows: where figures go and the method order."""
+
+    out_dir: Path
+    figures_dir: Path
+    methods: list[str]
+
+
+class Evaluation:
+    """Base class. Subclasses take their suite parameters as keyword arguments in `__init__`
+    (validated there), and set `title`."""
+
+    title = "Evaluation"
+
+    def run(self, ctx: EvalContext) -> list[Row]:
+        raise NotImplementedError
+
+    @classmethod
+    def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
+        """Markdown for this evaluation's rows of every run (columns as in results.csv); may save
+        figures into `ctx.figures_dir`. An empty string adds no section."""
+        return ""

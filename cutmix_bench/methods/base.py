@@ -1,0 +1,63 @@
+"""The contract of a mixing method: sample parameters in one place, apply them in another.
+
+Methods work on whole batches already on the device: `x` is a normalised float batch [B, C, H, W],
+`y` soft targets [B, K]. Random parameters come from a NumPy generator so that the same seed gives
+the same batch on CPU and GPU; only the application touches the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Method:
+    """Base class: `__call__` = `apply(x, y, sample(batch_size, height, width, rng))`."""
+
+    def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
+        return {}
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, _, height, width = x.shape
+        return self.apply(x, y, self.sample(batch, height, width, rng))
+
+
+def check_positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def check_probability(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in ("batch", "elem"):
+        raise ValueError(f"mode must be 'batch' (one draw per batch, as the official code) or 'elem', got {mode!r}")
+    return mode
+
+
+def box_bounds(centre: np.ndarray, side: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """[start, stop) of boxes of integer `side` centred at integer `centre`, clipped to [0, size]."""
+    start = centre - side // 2
+    return np.clip(start, 0, size), np.clip(start + side, 0, size)
+
+
+def box_mask(
+    y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray, height: int, width: int, device: torch.device
+) -> torch.Tensor:
+    """Boolean masks [B, 1, H, W], true inside each box [y0, y1) x [x0, x1)."""
+    bounds = torch.as_tensor(np.stack([y0, y1, x0, x1], axis=1), device=device)
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    inside_rows = (rows >= bounds[:, 0:1]) & (rows < bounds[:, 1:2])
+    inside_cols = (cols >= bounds[:, 2:3]) & (cols < bounds[:, 3:4])
+    return (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]

@@ -1,0 +1,37 @@
+"""Cutout (DeVries & Taylor, 2017): one square hole per image, label unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import METHODS
+from .base import Method, box_bounds, box_mask, check_probability
+
+
+@METHODS.register("cutout")
+class Cutout(Method):
+    """A `size` x `size` hole, centre uniform over the image, clipped at the border (so it can be
+    partly outside), filled with 0 in normalised space, i.e. the dataset mean colour."""
+
+    def __init__(self, size: int = 16, prob: float = 1.0) -> None:
+        if not (isinstance(size, int) and size > 0):
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        self.size = size
+        self.prob = check_probability("prob", prob)
+
+    def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
+        cy = rng.integers(0, height, batch_size)
+        cx = rng.integers(0, width, batch_size)
+        side = np.full(batch_size, self.size)
+        y0, y1 = box_bounds(cy, side, height)
+        x0, x1 = box_bounds(cx, side, width)
+        active = rng.random(batch_size) < self.prob
+        return {"box": (y0, y1, x0, x1), "active": active}
+
+    def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = box_mask(*params["box"], x.shape[2], x.shape[3], x.device)
+        mask &= torch.as_tensor(params["active"], device=x.device)[:, None, None, None]
+        return x.masked_fill(mask, 0.0), y

@@ -1,0 +1,57 @@
+"""ResNet-18 adapted to 32x32 inputs (3x3 stem, no max-pool), plain and pre-activation variants."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import MODELS
+from .resnet import BasicBlock
+
+
+class PreActBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        return self.conv2(torch.relu(self.bn2(out))) + shortcut
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes: int, preact: bool) -> None:
+        super().__init__()
+        block = PreActBlock if preact else BasicBlock
+        stem: list[nn.Module] = [nn.Conv2d(3, 64, 3, 1, 1, bias=False)]
+        if not preact:
+            stem += [nn.BatchNorm2d(64), nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*stem)
+        layers, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [block(cin, cout, stride), block(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        tail: list[nn.Module] = [nn.BatchNorm2d(512), nn.ReLU(inplace=True)] if preact else []
+        self.head = nn.Sequential(*tail, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(self.stem(x)))
+
+
+@MODELS.register("resnet18")
+def resnet18(num_classes: int) -> nn.Module:
+    return ResNet18(num_classes, preact=False)
+
+
+@MODELS.register("preact_resnet18")
+def preact_resnet18(num_classes: int) -> nn.Module:
+    return ResNet18(num_classes, preact=True)

@@ -1,0 +1,96 @@
+"""The markdown report: a header, the main paper-style table, then one section per evaluation.
+
+Numbers are mean +- sample std over seeds of the last-epoch model; the best mean per column is bold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from .config import Suite
+from .io import write_text
+
+DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+
+
+def display_name(method: str) -> str:
+    return DISPLAY.get(method, method)
+
+
+def mean_std(values: pd.Series, digits: int = 2) -> str:
+    if len(values) < 2:
+        return f"{values.mean():.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
+                   lower_is_better: bool = True, digits: int = 2) -> str:
+    """Markdown table: one row per method (in `methods` order), one column per key of `columns`
+    (values of `rows[column]`, headed by the dict's values), cells mean +- std over runs."""
+    header = ["Method"] + list(columns.values())
+    body, means = [], {}
+    for key in columns:
+        selected = rows[rows[column] == key].groupby("method")["value"]
+        means[key] = selected.mean()
+    best = {k: (m.min() if lower_is_better else m.max()) for k, m in means.items() if len(m)}
+    for method in methods:
+        line = [display_name(method)]
+        for key in columns:
+            values = rows[(rows[column] == key) & (rows["method"] == method)]["value"].dropna()
+            if values.empty:
+                line.append("–")
+                continue
+            cell = mean_std(values, digits)
+            if len(methods) > 1 and round(values.mean(), digits) == round(best[key], digits):
+                cell = f"**{cell}**"
+            line.append(cell)
+        body.append(line)
+    return tabulate(body, header, tablefmt="github", disable_numparse=True)
+
+
+def main_table(results: pd.DataFrame, methods: list[str]) -> str:
+    clean = results[results["evaluation"].isin(["clean", "train"])]
+    columns = {"top1_err": "Top-1 err (%)", "top5_err": "Top-5 err (%)", "nll": "NLL", "ece": "ECE (%)",
+               "train_minutes": "Train time (min)"}
+    return mean_std_table(clean, columns, methods)
+
+
+def header(suite: Suite, results: pd.DataFrame) -> str:
+    model = suite.model.name + (f" {suite.model.params}" if suite.model.params else "")
+    subset = f", training subset {suite.data.train_subset} images" if suite.data.train_subset else ""
+    seeds = ", ".join(str(s) for s in suite.seeds)
+    runs = results["run"].nunique() if len(results) else 0
+    return (f"# {suite.name}\n\n"
+            f"Dataset **{suite.data.name}**{subset}; model **{model}**; **{suite.train.epochs} epochs**, batch "
+            f"{suite.train.batch_size}, {suite.train.optimizer.name} lr {suite.train.optimizer.lr} "
+            f"({suite.train.schedule.name}), weight decay {suite.train.optimizer.weight_decay}; seeds {seeds} "
+            f"({runs} finished runs).\n\n"
+            f"All numbers are from the **last epoch** (not the best epoch on the test set), as mean ± sample std "
+            f"over seeds; a single seed shows the value alone. Best mean per column in bold; differences smaller "
+            f"than the std are within seed noise.\n")
+
+
+def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: dict[str, str]) -> Path:
+    """Write `report.md` (and figures) for the rows in `results`; return its path."""
+    from .evaluations import EVALUATIONS, ReportContext
+
+    methods = [m for m in suite.methods if m in set(results.get("method", []))]
+    ctx = ReportContext(out_dir=out_dir, figures_dir=out_dir / "figures", methods=methods)
+    parts = [header(suite, results)]
+    if failures:
+        lines = "\n".join(f"- `{run}`: {error}" for run, error in sorted(failures.items()))
+        parts.append(f"## Failed runs\n\nThese runs raised and are missing from the tables:\n\n{lines}\n")
+    if methods:
+        parts.append(f"## Main results\n\n{main_table(results, methods)}\n")
+        for name in suite.evaluations:
+            rows = results[results["evaluation"] == name]
+            if name == "clean" or rows.empty:
+                continue
+            section = EVALUATIONS.get(name).report(rows, ctx)
+            if section:
+                parts.append(f"## {EVALUATIONS.get(name).title}\n\n{section}\n")
+    path = out_dir / "report.md"
+    write_text(path, "\n".join(parts))
+    return path

@@ -1,0 +1,226 @@
+"""Runs a suite: every (method, seed) is one run, trained, evaluated and written to its own folder.
+
+results/<suite>/runs/<run>/ holds config.yaml, last.ckpt, log.csv, eval/<evaluation>.csv and, once
+complete, metrics.csv + DONE. The suite's results.csv is the concatenation of finished runs'
+metrics.csv, so runs never write to a shared file. Finished runs and finished evaluations are
+skipped on a rerun; an interrupted training resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from .config import Suite
+from .data import Dataset, Split, create_dataset
+from .errors import BenchError
+from .evaluations import EVALUATIONS, EvalContext
+from .io import write_csv, write_text
+from .loader import BatchLoader
+from .methods import create_method
+from .models import create_model
+from .report import build_report
+from .train import Classifier
+
+log = logging.getLogger("cutmix_bench")
+
+
+@dataclass
+class Run:
+    method: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-s{self.seed}"
+
+
+def select_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise BenchError("device: 'cuda' requested but no CUDA device is available; use 'auto' or 'cpu'")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def output_dir(suite: Suite) -> Path:
+    """`output_dir`, or results/<suite name> under the current directory."""
+    return Path(suite.output_dir) if suite.output_dir else Path("results") / suite.name
+
+
+def load_data(suite: Suite) -> tuple[Dataset, Split, Split]:
+    params = dict(suite.data.params)
+    if suite.data.root is not None:
+        params["root"] = suite.data.root
+    if suite.data.download:
+        params["download"] = True
+    dataset = create_dataset(suite.data.name, "data", **params)
+    train = dataset.load("train").subset(suite.data.train_subset, suite.data.subset_seed)
+    test = dataset.load("test").subset(suite.data.test_subset, suite.data.subset_seed)
+    return dataset, train, test
+
+
+class EpochLog(pl.Callback):
+    """Appends one CSV line per epoch: train loss / accuracy (on the original labels), test accuracy."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: pl.Trainer, module: Classifier) -> None:
+        if self.path.exists():  # resumed: keep the epochs before the checkpoint
+            kept = pd.read_csv(self.path)
+            write_csv(self.path, kept[kept["epoch"] < trainer.current_epoch])
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
+        loss_sum, correct, seen = module.epoch_stats.tolist()
+        test_acc = trainer.callback_metrics.get("test_acc")
+        row = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(seen, 1),
+               "train_acc": 100 * correct / max(seen, 1),
+               "test_acc": 100 * float(test_acc) if test_acc is not None else float("nan"),
+               "lr": trainer.optimizers[0].param_groups[0]["lr"],
+               "seconds": time.perf_counter() - module.epoch_started}
+        frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
+        write_csv(self.path, pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
+
+
+def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device,
+              run_dir: Path) -> list[dict]:
+    """Train (or resume) one run and return its training rows."""
+    dataset, train, test = data
+    pl.seed_everything(run.seed, workers=False, verbose=False)
+    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    if suite.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    name, params = suite.method_spec(run.method)
+    method = create_method(name, f"methods.{run.method}", **params)
+    cfg = suite.train
+    train_loader = BatchLoader(train, cfg.batch_size, dataset.mean, dataset.std, device, train=True, seed=run.seed)
+    if len(train_loader) == 0:
+        raise BenchError(f"train.batch_size: {cfg.batch_size} is larger than the training set ({len(train)})")
+    test_loader = BatchLoader(test, suite.eval_batch_size, dataset.mean, dataset.std, device, train=False)
+    module = Classifier(model, method, dataset.num_classes, cfg, len(train_loader), run.seed)
+    if cfg.compile:
+        module.model = torch.compile(module.model)
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=run_dir, filename="epoch{epoch}", save_last=True,
+                                              save_top_k=0, every_n_epochs=cfg.checkpoint_every)
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs, accelerator=device.type, devices=1, precision=precision(cfg.precision, device),
+        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint,
+        EpochLog(run_dir / "log.csv")], check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1,
+        num_sanity_val_steps=0, deterministic=device.type == "cpu",
+    )
+    last = run_dir / "last.ckpt"
+    started = time.perf_counter()
+    trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
+                ckpt_path=str(last) if last.exists() else None)
+    seconds = time.perf_counter() - started
+    epoch_log = pd.read_csv(run_dir / "log.csv")
+    images = len(train_loader) * cfg.batch_size * len(epoch_log)
+    return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
+            {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
+            {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
+            {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
+
+
+def precision(choice: str, device: torch.device) -> str:
+    if choice == "auto":
+        return "bf16-mixed" if device.type == "cuda" else "32-true"
+    return "bf16-mixed" if choice == "bf16" else "32-true"
+
+
+def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, run_dir: Path,
+                 cache_dir: Path) -> list[dict]:
+    """Load the last checkpoint and run every evaluation not already saved under eval/."""
+    dataset, _, test = data
+    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    state = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model.").replace("_orig_mod.", ""): v for k, v in state.items()})
+    model = model.to(device).eval()
+    if suite.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=suite.eval_batch_size,
+                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir,
+                      autocast=precision(suite.train.precision, device) == "bf16-mixed",
+                      channels_last=suite.train.channels_last)
+    rows = []
+    for name, params in suite.evaluations.items():
+        path = run_dir / "eval" / f"{name}.csv"
+        if not path.exists():
+            log.info("%s: evaluation %s", run.name, name)
+            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{name}", **params).run(ctx))
+            result.insert(0, "evaluation", name)
+            write_csv(path, result)
+        rows.extend(pd.read_csv(path).to_dict("records"))
+    return rows
+
+
+def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:
+    run_dir = out / "runs" / run.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
+    train_file = run_dir / "eval" / "train.csv"
+    if not train_file.exists():
+        write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, run_dir)))
+    rows = pd.read_csv(train_file).to_dict("records")
+    rows += evaluate_run(suite, run, data, device, run_dir, out / "cache")
+    frame = pd.DataFrame(rows)
+    meta = {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
+            "dataset": suite.data.name}
+    for i, (key, value) in enumerate(meta.items()):
+        frame.insert(i, key, value)
+    write_csv(run_dir / "metrics.csv", frame)
+    write_text(run_dir / "DONE", "complete\n")
+
+
+def run_suite(suite: Suite) -> tuple[Path, dict[str, str]]:
+    """Run everything that is not finished; write results.csv and report.md. Returns the output
+    directory and the failed runs with their errors (the caller decides the exit code)."""
+    out = output_dir(suite)
+    check_writable(out)
+    device = select_device(suite.device)
+    if suite.train.threads:
+        torch.set_num_threads(suite.train.threads)
+    data = load_data(suite)
+    runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+    failures: dict[str, str] = {}
+    for i, run in enumerate(runs, 1):
+        run_dir = out / "runs" / run.name
+        if (run_dir / "DONE").exists():
+            log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
+            continue
+        log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
+        try:
+            execute_run(suite, run, data, device, out)
+        except (BenchError, RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as exc:
+            failures[run.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            write_text(run_dir / "FAILED", traceback.format_exc())
+            log.error("%s failed: %s", run.name, failures[run.name])
+    results = collect_results(out, runs)
+    write_csv(out / "results.csv", results)
+    build_report(suite, results, out, failures)
+    return out, failures
+
+
+def collect_results(out: Path, runs: list[Run]) -> pd.DataFrame:
+    frames = [pd.read_csv(out / "runs" / r.name / "metrics.csv") for r in runs
+              if (out / "runs" / r.name / "DONE").exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["run", "method", "seed", "model", "dataset", "evaluation", "metric", "value"])
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"output_dir: {out} is not writable ({exc.strerror})") from exc

@@ -1,0 +1,87 @@
+"""Training: a LightningModule that owns the step (mixing + soft-target cross entropy) and the
+optimiser; data comes in as device batches from `loader.BatchLoader`."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .errors import BenchError
+from .methods import Method
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_k target_k log softmax(logits)_k; equals the official
+    lam*CE(y_a) + (1-lam)*CE(y_b) for two-label targets."""
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+class Classifier(pl.LightningModule):
+    """Model + mixing method + optimiser schedule. Mixing draws from a generator seeded by
+    (seed, epoch), so a run resumed at an epoch boundary replays the same batches."""
+
+    def __init__(self, model: torch.nn.Module, method: Method, num_classes: int, train: TrainConfig,
+                 steps_per_epoch: int, seed: int) -> None:
+        super().__init__()
+        self.model, self.method, self.num_classes = model, method, num_classes
+        self.cfg, self.steps_per_epoch, self.seed = train, steps_per_epoch, seed
+        self.rng = np.random.default_rng(seed)
+        self.epoch_stats = torch.zeros(3)  # loss sum, correct, seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def on_train_epoch_start(self) -> None:
+        self.rng = np.random.default_rng([self.seed, self.current_epoch, 1])
+        self.epoch_stats = torch.zeros(3, device=self.device)
+        self.epoch_started = time.perf_counter()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        target = F.one_hot(y, self.num_classes).to(x.dtype)
+        x, target = self.method(x, target, self.rng)
+        logits = self.model(x)
+        loss = soft_cross_entropy(logits, target)
+        if not torch.isfinite(loss):
+            raise BenchError(f"training diverged: non-finite loss {loss.item()} at epoch {self.current_epoch}, "
+                             f"step {batch_idx}; lower train.optimizer.lr")
+        with torch.no_grad():
+            correct = (logits.argmax(1) == y).sum()
+            seen = torch.tensor(float(len(y)), device=self.device)
+            self.epoch_stats += torch.stack([loss.detach() * len(y), correct.float(), seen])
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        correct = (self.model(x).argmax(1) == y).float().mean()
+        self.log("test_acc", correct, on_epoch=True, batch_size=len(y), prog_bar=False)
+
+    def configure_optimizers(self):  # noqa: ANN201 (Lightning's return type is a union)
+        opt_cfg, sched = self.cfg.optimizer, self.cfg.schedule
+        params, decay = self.model.parameters(), opt_cfg.weight_decay  # on all parameters, as the official code
+        if opt_cfg.name == "sgd":
+            optimizer = torch.optim.SGD(params, lr=opt_cfg.lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.nesterov,
+                                        weight_decay=decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=decay)
+        total = self.cfg.epochs * self.steps_per_epoch
+        warmup = sched.warmup_epochs * self.steps_per_epoch
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if sched.name == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            if sched.name == "multistep":
+                epoch = step // self.steps_per_epoch
+                return sched.gamma ** sum(epoch >= m for m in sched.milestones)
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,27 @@
+"""nox sessions: tests, lint, smoke (the smoke suite end to end). CI runs tests and lint."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install(*TORCH)
+    session.install("-e", ".[test,bench]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "cutmix_bench", "tests", "noxfile.py")
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    session.install(*TORCH)
+    session.install("-e", ".")
+    session.run("cutmix-bench", "run", "suites/smoke.yaml", *session.posargs)
