@@ -63,9 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .config import load_suite
+    from .io import write_csv
     from .report import build_report
     from .runner import Run, collect_results, output_dir
-    from .io import write_csv
 
     suite = load_suite(args.suite, args.overrides)
     out = output_dir(suite)

@@ -21,7 +21,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, size: int | None, seed: int = 0) -> "Split":
+    def subset(self, size: int | None, seed: int = 0) -> Split:
         """A seeded random subset (rows of the shared files are grouped by class)."""
         if size is None or size >= len(self):
             return self
