@@ -123,6 +123,7 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
 
 def check_components(suite: Suite) -> None:
     """Names and parameters of methods and evaluations, checked without loading data or models."""
+    from .data import DATASETS
     from .evaluations import EVALUATIONS
     from .methods import create_method
     from .models import MODELS
@@ -134,6 +135,7 @@ def check_components(suite: Suite) -> None:
         create_method(name, f"methods.{label}", **params)
     for name, params in suite.evaluations.items():
         EVALUATIONS.create(name, f"evaluations.{name}", **params)
+    DATASETS.get(suite.data.name, "data.name")
     if not suite.model.name.startswith("timm:"):
         MODELS.get(suite.model.name, "model.name")
 

@@ -8,9 +8,14 @@ skipped on a rerun; an interrupted training resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import multiprocessing
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +28,8 @@ from .config import Suite
 from .data import Dataset, Split, create_dataset
 from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
-from .io import write_csv, write_text
+from .faults import kill_point
+from .io import atomic_write, write_csv, write_text
 from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
@@ -31,6 +37,10 @@ from .report import build_report
 from .train import Classifier
 
 log = logging.getLogger("cutmix_bench")
+# Lightning's info lines (accelerator summary, tips) and deprecation chatter are noise in a suite log.
+logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", module="pytorch_lightning")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 @dataclass
@@ -62,10 +72,23 @@ def load_data(suite: Suite) -> tuple[Dataset, Split, Split]:
         params["root"] = suite.data.root
     if suite.data.download:
         params["download"] = True
-    dataset = create_dataset(suite.data.name, "data", **params)
+    dataset = create_dataset(suite.data.name, "data.params", **params)
     train = dataset.load("train").subset(suite.data.train_subset, suite.data.subset_seed)
     test = dataset.load("test").subset(suite.data.test_subset, suite.data.subset_seed)
     return dataset, train, test
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Writes `last.ckpt` every `every` epochs and after the last one, atomically (temp + rename),
+    so a kill at any moment leaves the previous checkpoint intact."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path, self.every = path, every
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0 or epoch == trainer.max_epochs:
+            atomic_write(self.path, trainer.save_checkpoint)
 
 
 class EpochLog(pl.Callback):
@@ -89,6 +112,7 @@ class EpochLog(pl.Callback):
                "seconds": time.perf_counter() - module.epoch_started}
         frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
         write_csv(self.path, pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
+        kill_point(f"epoch:{self.path.parent.name}:{trainer.current_epoch}")
 
 
 def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device,
@@ -108,19 +132,20 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     test_loader = BatchLoader(test, suite.eval_batch_size, dataset.mean, dataset.std, device, train=False)
     module = Classifier(model, method, dataset.num_classes, cfg, len(train_loader), run.seed)
     if cfg.compile:
-        module.model = torch.compile(module.model)
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=run_dir, filename="epoch{epoch}", save_last=True,
-                                              save_top_k=0, every_n_epochs=cfg.checkpoint_every)
+        module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
+    last = run_dir / "last.ckpt"
+    if last.exists():
+        check_checkpoint(last, module.state_dict())
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator=device.type, devices=1, precision=precision(cfg.precision, device),
-        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint,
-        EpochLog(run_dir / "log.csv")], check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1,
-        num_sanity_val_steps=0, deterministic=device.type == "cpu",
+        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        callbacks=[EpochLog(run_dir / "log.csv"), PeriodicCheckpoint(last, cfg.checkpoint_every)],
+        check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
+        deterministic=device.type == "cpu",
     )
-    last = run_dir / "last.ckpt"
     started = time.perf_counter()
     trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
-                ckpt_path=str(last) if last.exists() else None)
+                ckpt_path=str(last) if last.exists() else None, weights_only=True)
     seconds = time.perf_counter() - started
     epoch_log = pd.read_csv(run_dir / "log.csv")
     images = len(train_loader) * cfg.batch_size * len(epoch_log)
@@ -136,13 +161,29 @@ def precision(choice: str, device: torch.device) -> str:
     return "bf16-mixed" if choice == "bf16" else "32-true"
 
 
+def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Load `path` safely and check that it holds the same parameter names and shapes as `expected`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as exc:
+        raise BenchError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it to retrain "
+                         f"this run from scratch") from exc
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    wanted = {k: tuple(v.shape) for k, v in expected.items()}
+    if shapes != wanted:
+        differing = sorted(set(shapes.items()) ^ set(wanted.items()))[:3]
+        raise BenchError(f"{path}: checkpoint is of another model (first differences: {differing}); "
+                         f"delete the run folder or use another output_dir")
+    return state
+
+
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, run_dir: Path,
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
     dataset, _, test = data
     model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
-    state = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k.removeprefix("model.").replace("_orig_mod.", ""): v for k, v in state.items()})
+    state = check_checkpoint(run_dir / "last.ckpt", {f"model.{k}": v for k, v in model.state_dict().items()})
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -156,6 +197,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
         if not path.exists():
             log.info("%s: evaluation %s", run.name, name)
             result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{name}", **params).run(ctx))
+            kill_point(f"evaluation:{run.name}:{name}")
             result.insert(0, "evaluation", name)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
@@ -178,35 +220,80 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
         frame.insert(i, key, value)
     write_csv(run_dir / "metrics.csv", frame)
     write_text(run_dir / "DONE", "complete\n")
+    kill_point(f"done:{run.name}")
 
 
-def run_suite(suite: Suite) -> tuple[Path, dict[str, str]]:
+def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     """Run everything that is not finished; write results.csv and report.md. Returns the output
-    directory and the failed runs with their errors (the caller decides the exit code)."""
+    directory and the failed runs with their errors (the caller decides the exit code).
+
+    `jobs` > 1 starts that many worker processes (one thread each on CPU); workers, and separate
+    processes started on the same output directory (e.g. on a cluster), share out the runs through
+    per-run lock files."""
     out = output_dir(suite)
     check_writable(out)
     device = select_device(suite.device)
-    if suite.train.threads:
-        torch.set_num_threads(suite.train.threads)
-    data = load_data(suite)
     runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
-    failures: dict[str, str] = {}
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(jobs) as pool:
+            pool.starmap(work, [(suite.model_dump(), device.type == "cpu")] * jobs)
+    else:
+        work(suite.model_dump(), threads_one=False)
+    failures = {r.name: (out / "runs" / r.name / "FAILED").read_text().splitlines()[0] for r in runs
+                if (out / "runs" / r.name / "FAILED").exists() and not (out / "runs" / r.name / "DONE").exists()}
+    results = collect_results(out, runs)
+    write_csv(out / "results.csv", results)
+    kill_point("report")
+    build_report(suite, results, out, failures)
+    return out, failures
+
+
+def work(suite_dump: dict, threads_one: bool) -> None:
+    """Train and evaluate every run that is neither finished nor locked by another process."""
+    suite = Suite.model_validate(suite_dump)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
+    if threads_one:
+        torch.set_num_threads(1)
+    elif suite.train.threads:
+        torch.set_num_threads(suite.train.threads)
+    out, device = output_dir(suite), select_device(suite.device)
+    runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+    data = None
     for i, run in enumerate(runs, 1):
         run_dir = out / "runs" / run.name
         if (run_dir / "DONE").exists():
             log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
-        log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
+        with run_lock(run_dir) as locked:
+            if not locked or (run_dir / "DONE").exists():
+                continue
+            data = data or load_data(suite)
+            log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
+            (run_dir / "FAILED").unlink(missing_ok=True)
+            try:
+                execute_run(suite, run, data, device, out)
+            except Exception as exc:  # one failed run must not stop the others; the report lists it
+                message = str(exc).splitlines()[0] if str(exc) else ""
+                write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
+                log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on the run folder; yields False when another process holds it.
+    The OS releases it when the holder dies, so a killed run is picked up again."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as handle:
         try:
-            execute_run(suite, run, data, device, out)
-        except (BenchError, RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as exc:
-            failures[run.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            write_text(run_dir / "FAILED", traceback.format_exc())
-            log.error("%s failed: %s", run.name, failures[run.name])
-    results = collect_results(out, runs)
-    write_csv(out / "results.csv", results)
-    build_report(suite, results, out, failures)
-    return out, failures
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def collect_results(out: Path, runs: list[Run]) -> pd.DataFrame:

@@ -38,7 +38,9 @@ class Classifier(pl.LightningModule):
         return self.model(x)
 
     def on_train_epoch_start(self) -> None:
+        # Everything random in an epoch (mixing, dropout, ShakeDrop) is seeded by (seed, epoch).
         self.rng = np.random.default_rng([self.seed, self.current_epoch, 1])
+        torch.manual_seed(int(np.random.default_rng([self.seed, self.current_epoch, 2]).integers(2**62)))
         self.epoch_stats = torch.zeros(3, device=self.device)
         self.epoch_started = time.perf_counter()
 

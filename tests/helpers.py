@@ -1,0 +1,34 @@
+"""Shared test helpers: a tiny suite that trains in seconds, and the shared data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """CUTMIX_BENCH_DATA, else ../shared/data beside the repository."""
+    return Path(os.environ.get("CUTMIX_BENCH_DATA", REPO.parent / "shared" / "data"))
+
+
+def tiny_suite(tmp_path: Path, **changes: object) -> Path:
+    """Write a suite of 2 methods x 1 seed on small synthetic data; `changes` replace top-level keys."""
+    suite = {
+        "name": "tiny",
+        "data": {"name": "synthetic", "params": {"num_classes": 4, "train_size": 512, "test_size": 256}},
+        "model": {"name": "tiny", "params": {"width": 8}},
+        "train": {"epochs": 3, "batch_size": 64, "threads": 1, "checkpoint_every": 1,
+                  "optimizer": {"lr": 0.05}},
+        "methods": {"baseline": {}, "cutmix": {"alpha": 1.0}},
+        "seeds": [0],
+        "evaluations": {"clean": {}},
+        "output_dir": str(tmp_path / "out"),
+    }
+    suite.update(changes)
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path

@@ -1,0 +1,119 @@
+"""A suite killed at any point (kill -9) finishes on rerun with the same results as an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import REPO, tiny_suite
+
+TIMING = {"train_minutes", "images_per_second", "wall_seconds_this_session"}
+
+
+def run_cli(suite: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env.pop("CUTMIX_BENCH_KILL_AT", None)
+    if kill_at:
+        env["CUTMIX_BENCH_KILL_AT"] = kill_at
+    command = [sys.executable, "-m", "cutmix_bench", "run", str(suite), "--set", f"output_dir={out}"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def comparable(out: Path) -> pd.DataFrame:
+    """results.csv without wall-clock measurements, in a fixed order."""
+    frame = pd.read_csv(out / "results.csv")
+    frame = frame[~frame["metric"].isin(TIMING)]
+    return frame.sort_values(["run", "evaluation", "metric"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    tmp = tmp_path_factory.mktemp("reference")
+    suite = tiny_suite(tmp)
+    result = run_cli(suite, tmp / "out")
+    assert result.returncode == 0, result.stderr
+    return suite, comparable(tmp / "out")
+
+
+@pytest.mark.parametrize("kill_at", [
+    "epoch:baseline-s0:1",          # mid-training: epoch 1 logged, its checkpoint not yet written
+    "done:baseline-s0",             # between runs
+    "evaluation:cutmix-s0:clean",   # mid-evaluation: metrics computed, not yet saved
+    "report",                       # mid-report: results.csv written, report.md not
+])
+def test_killed_suite_resumes_to_identical_results(reference, tmp_path: Path, kill_at: str) -> None:
+    suite, expected = reference
+    out = tmp_path / "out"
+    killed = run_cli(suite, out, kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_cli(suite, out)
+    assert resumed.returncode == 0, resumed.stderr
+    pd.testing.assert_frame_equal(comparable(out), expected)
+    assert (out / "report.md").exists()
+    if kill_at == "done:baseline-s0":
+        assert "baseline-s0: finished earlier, skipped" in resumed.stderr
+    if kill_at.startswith("epoch:"):
+        log = pd.read_csv(out / "runs" / "baseline-s0" / "log.csv")
+        assert log["epoch"].tolist() == [0, 1, 2]  # the replayed epoch is logged once
+
+
+def test_external_kill_mid_training_resumes(reference, tmp_path: Path) -> None:
+    """A real SIGKILL from outside, sent as soon as the first epoch is checkpointed."""
+    suite, expected = reference
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env.pop("CUTMIX_BENCH_KILL_AT", None)
+    process = subprocess.Popen([sys.executable, "-m", "cutmix_bench", "run", str(suite), "--set",
+                                f"output_dir={out}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "runs" / "baseline-s0" / "last.ckpt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert checkpoint.exists()
+    resumed = run_cli(suite, out)
+    assert resumed.returncode == 0, resumed.stderr
+    pd.testing.assert_frame_equal(comparable(out), expected)
+
+
+def test_same_seed_gives_bitwise_identical_metrics(reference, tmp_path: Path) -> None:
+    suite, expected = reference
+    result = run_cli(suite, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(comparable(tmp_path / "out"), expected, check_exact=True)
+
+
+def test_failed_run_is_isolated_and_reported(tmp_path: Path) -> None:
+    """An unreadable checkpoint fails one run; the other finishes; the report lists the failure;
+    exit status 1. After removing the bad file, the rerun completes the suite."""
+    suite, out = tiny_suite(tmp_path), tmp_path / "out"
+    bad = out / "runs" / "cutmix-s0" / "last.ckpt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a checkpoint")
+    result = run_cli(suite, out)
+    assert result.returncode == 1
+    assert "cutmix-s0 failed: BenchError" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "runs" / "baseline-s0" / "DONE").exists()
+    report = (out / "report.md").read_text()
+    assert "## Failed runs" in report and "not a readable checkpoint" in report
+    bad.unlink()
+    assert run_cli(suite, out).returncode == 0
+    assert "Failed runs" not in (out / "report.md").read_text()
+    assert set(pd.read_csv(out / "results.csv")["run"]) == {"baseline-s0", "cutmix-s0"}
+
+
+def test_diverging_training_is_detected(tmp_path: Path) -> None:
+    suite = tiny_suite(tmp_path, methods={"baseline": {}})
+    result = subprocess.run(
+        [sys.executable, "-m", "cutmix_bench", "run", str(suite), "--set", "train.optimizer.lr=1.0e+30"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "non-finite loss" in (tmp_path / "out" / "runs" / "baseline-s0" / "FAILED").read_text()
