@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cutmix_bench.cli import main
+
 from helpers import REPO, tiny_suite
 
 SMOKE = str(REPO / "suites" / "smoke.yaml")
