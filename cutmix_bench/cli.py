@@ -27,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a suite key, value in YAML syntax (repeatable), e.g. --set train.epochs=2")
-    run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="train N runs at once in worker processes (on a 2-core CPU, 2 one-thread workers "
-                          "beat one 2-thread process)")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
+                          "CPU, 2 one-thread workers beat one 2-thread process)")
     report = commands.add_parser("report", help="rebuild results.csv and report.md from finished runs")
     report.add_argument("suite", type=Path)
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -56,9 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_suite
 
     suite = load_suite(args.suite, args.overrides)
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    out, failures = run_suite(suite, args.jobs)
+    out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
         print(f"cutmix-bench: {len(failures)} run(s) failed: {', '.join(sorted(failures))}", file=sys.stderr)

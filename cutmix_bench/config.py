@@ -74,6 +74,7 @@ class Suite(Strict):
     evaluations: dict[str, dict[str, Any]] = {"clean": {}}
     output_dir: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    jobs: int = Field(1, gt=0)
     eval_batch_size: int = Field(1024, gt=0)
 
     @field_validator("methods", "evaluations", mode="before")
