@@ -7,7 +7,7 @@ channels_last memory format without a copy (NHWC storage permuted).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import BenchError
 from . import DATASETS
 from .base import Dataset, Split, channel_stats, read_npz

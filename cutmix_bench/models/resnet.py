@@ -31,7 +31,8 @@ class CifarResNet(nn.Module):
             raise ValueError(f"depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
         widths = [width, 2 * width, 4 * width]
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
         layers, cin = [], width
         for stage, cout in enumerate(widths):
             for i in range(n):

@@ -8,7 +8,8 @@ from . import MODELS
 @MODELS.register("tiny")
 def tiny(num_classes: int, width: int = 16) -> nn.Module:
     def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
 
     return nn.Sequential(
         block(3, width), nn.MaxPool2d(2),
