@@ -123,11 +123,18 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
 
 
 def check_components(suite: Suite) -> None:
-    """Names and parameters of methods and evaluations, checked without loading data or models."""
+    """Names and parameters of the dataset, model, methods and evaluations, checked without loading
+    data or building models."""
     from .data import DATASETS
     from .evaluations import EVALUATIONS
     from .methods import create_method
     from .models import MODELS
+    from .registry import check_kwargs
+
+    dataset = DATASETS.get(suite.data.name, "data.name")
+    check_kwargs(dataset, suite.data.params, "data.params")
+    given = {"root": suite.data.root, "download": suite.data.download or None}  # what the runner passes
+    check_kwargs(dataset, {k: v for k, v in given.items() if v is not None}, "data")
 
     if not suite.methods:
         raise BenchError("methods: expected at least one method")
@@ -136,9 +143,8 @@ def check_components(suite: Suite) -> None:
         create_method(name, f"methods.{label}", **params)
     for name, params in suite.evaluations.items():
         EVALUATIONS.create(name, f"evaluations.{name}", **params)
-    DATASETS.get(suite.data.name, "data.name")
     if not suite.model.name.startswith("timm:"):
-        MODELS.get(suite.model.name, "model.name")
+        check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,14 @@ def read_npz(path: Path, num_classes: int | None = None) -> Split:
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on [0, 1] of uint8 NHWC images."""
-    flat = x.reshape(-1, x.shape[-1]).double() / 255
-    return tuple(flat.mean(0).tolist()), tuple(flat.std(0).tolist())
+    """Per-channel mean and (unbiased) std on [0, 1] of uint8 NHWC images, from exact integer
+    histograms: a float64 copy of CIFAR's training set would take 1.2 GB and ten seconds."""
+    flat = x.cpu().numpy().reshape(-1, x.shape[-1])
+    n, values = len(flat), np.arange(256, dtype=np.int64)
+    means, stds = [], []
+    for channel in range(flat.shape[1]):
+        counts = np.bincount(flat[:, channel], minlength=256)
+        total, squares = int(counts @ values), int(counts @ values**2)
+        means.append(total / n / 255)
+        stds.append(math.sqrt((n * squares - total * total) / (n * (n - 1))) / 255 if n > 1 else math.nan)
+    return tuple(means), tuple(stds)

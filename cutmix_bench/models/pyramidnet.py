@@ -28,17 +28,18 @@ class ShakeDrop(nn.Module):
 class _ShakeDropFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p_drop: float) -> torch.Tensor:  # type: ignore[override]
+        # In the input's dtype (bf16 under autocast stays bf16); gate + a * (1 - gate) is exactly 1 or a.
         shape = (x.shape[0], 1, 1, 1)
-        gate = torch.empty(shape, device=x.device).bernoulli_(1 - p_drop)
+        gate = torch.empty(shape, device=x.device, dtype=x.dtype).bernoulli_(1 - p_drop)
         ctx.save_for_backward(gate)
-        alpha = torch.empty(shape, device=x.device).uniform_(-1, 1)
-        return x * (gate + alpha - gate * alpha)
+        alpha = torch.empty_like(gate).uniform_(-1, 1)
+        return x * (gate + alpha * (1 - gate))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         (gate,) = ctx.saved_tensors
         beta = torch.empty_like(gate).uniform_(0, 1)
-        return grad * (gate + beta - gate * beta), None
+        return grad * (gate + beta * (1 - gate)).to(grad.dtype), None
 
 
 class PyramidBlock(nn.Module):

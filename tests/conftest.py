@@ -1,0 +1,25 @@
+"""Shared fixtures: the location of the real data (skipped when absent) and one CPU thread per test
+session, so that the suite behaves the same on a busy 2-core CI machine as on a laptop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """$CUTMIX_BENCH_DATA, else `<repo root>/../shared/data`; tests using it skip when it is missing."""
+    root = Path(os.environ.get("CUTMIX_BENCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root} (set CUTMIX_BENCH_DATA)")
+    return root
