@@ -1,18 +1,12 @@
-"""Shared test helpers: a tiny suite that trains in seconds, and the shared data location."""
+"""Shared test helpers: a tiny suite that trains in seconds."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def data_root() -> Path:
-    """CUTMIX_BENCH_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("CUTMIX_BENCH_DATA", REPO.parent / "shared" / "data"))
 
 
 def tiny_suite(tmp_path: Path, **changes: object) -> Path:
