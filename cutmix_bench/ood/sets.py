@@ -67,7 +67,8 @@ def parse_spec(raw: Any, key: str) -> SetSpec:
         raise ValueError(f"{key}.name: expected a set name (gaussian, uniform or a dataset), got {name!r}")
     if name not in SYNTHETIC and name not in DATASETS:
         raise ValueError(f"{key}.name: unknown OOD set {name!r}; expected one of "
-                         f"{', '.join(SYNTHETIC + tuple(DATASETS.names()))}")
+                         f"{', '.join(SYNTHETIC + tuple(DATASETS.names()))} (LSUN, iSUN, Places365, Textures: "
+                         f"imagedir with a root and a label)")
     variant, size, seed = raw.get("variant"), raw.get("size"), raw.get("seed", 0)
     if variant is not None and variant not in VARIANTS:
         raise ValueError(f"{key}.variant: expected one of {', '.join(VARIANTS)} (or none), got {variant!r}")
