@@ -310,3 +310,68 @@ def test_smoke_suite_end_to_end(tmp_path: Path) -> None:
         assert heading in report
     assert "**Skipped sets**" in report and "figures/ood_roc.png" in report
     assert (out / "figures" / "ood_roc.png").stat().st_size > 1000
+
+
+# --- defaults, paths and report aggregation -------------------------------------------------------------------
+
+def write_npz(folder: Path, n: int, classes: int, seed: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    np.savez(folder / "test.npz", x=rng.integers(0, 256, (n, *SHAPE), dtype=np.uint8), y=np.arange(n) % classes)
+
+
+def test_default_sets_are_found_next_to_the_data_root(tmp_path: Path) -> None:
+    from cutmix_bench.data import create_dataset
+    from cutmix_bench.evaluations import EvalContext
+
+    write_npz(tmp_path / "cifar100", 40, 100, seed=0)
+    write_npz(tmp_path / "cifar10", 30, 10, seed=1)
+    dataset = create_dataset("cifar100", root=str(tmp_path / "cifar100"))
+    ctx = EvalContext(model=tiny_model(), dataset=dataset, test=dataset.load("test"), device=torch.device("cpu"),
+                      batch_size=16, seed=0, run_dir=tmp_path, cache_dir=tmp_path, channels_last=False)
+    rows = EVALUATIONS.create("ood", "evaluations.ood", scores=["msp"]).run(ctx)
+    counts = {r["subset"]: r["value"] for r in rows if r["metric"] == "n_images"}
+    assert counts == {"cifar10": 30, "gaussian": 40, "uniform": 40}
+    skipped = {r["subset"]: (r["group"], r["note"]) for r in rows if r["metric"] == "skipped"}
+    assert skipped == {"tinyimagenet": ("near", f"{tmp_path / 'tinyimagenet32'} not found"),
+                       "svhn": ("far", f"{tmp_path / 'svhn'} not found"),
+                       "textures": ("far", f"{tmp_path / 'textures'} not found"),
+                       "places365": ("far", f"{tmp_path / 'places365'} not found")}
+    assert {r["group"] for r in rows if r["subset"] == "cifar10"} == {"near"}
+    with np.load(tmp_path / "ood_scores.npz") as saved:
+        assert sorted(saved.files) == ["cifar10__msp", "gaussian__msp", "in__msp", "uniform__msp"]
+
+
+def test_set_roots_inside_lists_are_resolved_against_the_suite_file(tmp_path: Path) -> None:
+    from cutmix_bench.config import load_suite
+
+    suite_file = tmp_path / "suites" / "s.yaml"
+    suite_file.parent.mkdir()
+    text = (REPO / "suites" / "smoke.yaml").read_text().replace(
+        "  clean: {}", "  clean: {}\n  ood: {near: [{name: cifar10, root: ../data/c10}], far: [uniform], ood_root: x}")
+    suite_file.write_text(text)
+    suite = load_suite(suite_file)
+    assert suite.evaluations["ood"]["near"][0]["root"] == str(tmp_path / "suites" / "../data/c10")
+    assert suite.evaluations["ood"]["ood_root"] == str(tmp_path / "suites" / "x")
+
+
+def test_report_averages_sets_per_run_then_seeds(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from cutmix_bench.evaluations import ReportContext
+
+    rows = []
+    for seed, (near, far) in enumerate([(80.0, 90.0), (70.0, 80.0)]):
+        for subset, group, value in (("c10", "near", near), ("noise", "far", far)):
+            rows += [{"run": f"cutmix-s{seed}", "method": "cutmix", "seed": seed, "metric": metric, "value": value,
+                      "subset": subset, "group": group, "score": "msp", "note": ""} for metric in metrics.METRICS]
+    rows.append({"run": "cutmix-s0", "method": "cutmix", "seed": 0, "metric": "skipped", "value": float("nan"),
+                 "subset": "svhn", "group": "far", "score": "", "note": "/x/svhn not found"})
+    ctx = ReportContext(out_dir=tmp_path, figures_dir=tmp_path / "figures", methods=["cutmix"])
+    text = EVALUATIONS.get("ood").report(pd.DataFrame(rows), ctx)
+    paper = text.split("### Paper protocol")[1].split("###")[0]
+    assert "| CutMix   | 80.00 ± 7.07" in paper  # run means 85 and 75 -> 80 ± 7.07 over seeds
+    openood = text.split("### OpenOOD")[1].split("### Per-set")[0]
+    assert "| CutMix   | 75.00 ± 7.07 | 85.00 ± 7.07 |" in openood  # near, far columns of MSP
+    assert "`svhn` (far): /x/svhn not found" in text
+    assert "figures/ood_roc.png" not in text  # no saved scores -> no figure, no broken link

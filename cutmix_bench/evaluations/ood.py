@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from ..data.cifar import Cifar10
 from ..errors import BenchError
 from ..io import atomic_write
 from ..ood.metrics import METRICS, ood_metrics, roc_curve
@@ -65,7 +66,6 @@ def parse_scores(raw: Any) -> dict[str, Score]:
 def default_sets(dataset: Any, ood_root: Path | None) -> tuple[list[SetSpec], list[SetSpec]]:
     """OpenOOD v1.5's CIFAR sets: near = the other CIFAR, Tiny ImageNet; far = ODIN's noise sets, SVHN,
     Textures, Places365 (those absent under `ood_root` are skipped with a note)."""
-    from ..data.cifar import Cifar10
 
     def at(folder: str) -> dict[str, str]:
         return {"root": str(ood_root / folder)} if ood_root else {}
