@@ -210,6 +210,10 @@ def test_set_specs_are_validated() -> None:
         parse_spec({"name": "gaussian", "colour": 1}, "far[0]")
     with pytest.raises(ValueError, match=r"near\[0\].params.depth: unknown parameter"):
         parse_spec({"name": "tinyimagenet", "params": {"depth": 3}}, "near[0]")
+    with pytest.raises(ValueError, match=r"far\[0\].root: the dataset 'synthetic' reads no files"):
+        parse_spec({"name": "synthetic", "root": "/x"}, "far[0]")
+    with pytest.raises(ValueError, match=r"far\[0\].params.root: give the root as far\[0\].root"):
+        parse_spec({"name": "svhn", "params": {"root": "/x"}}, "far[0]")
     assert parse_spec({"name": "tinyimagenet", "variant": "crop"}, "k").label == "tinyimagenet-crop"
     with pytest.raises(BenchError, match=r"evaluations.ood: near\[0\].name: unknown OOD set"):
         EVALUATIONS.create("ood", "evaluations.ood", near=["lsun"])

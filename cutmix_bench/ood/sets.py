@@ -82,8 +82,12 @@ def parse_spec(raw: Any, key: str) -> SetSpec:
     if name in SYNTHETIC and (params or raw.get("root") or variant):
         raise ValueError(f"{key}: the synthetic set {name!r} takes only size, seed and label")
     if name not in SYNTHETIC:
+        if "root" in raw and not _takes_root(name):
+            raise ValueError(f"{key}.root: the dataset {name!r} reads no files")
+        if "root" in params:
+            raise ValueError(f"{key}.params.root: give the root as {key}.root")
         try:
-            check_kwargs(DATASETS.get(name), {**params, **({"root": None} if "root" in raw else {})}, f"{key}.params")
+            check_kwargs(DATASETS.get(name), params, f"{key}.params")
         except BenchError as exc:
             raise ValueError(str(exc)) from None
     label = raw.get("label") or (f"{name}-{variant}" if variant else name)
@@ -129,7 +133,7 @@ def load_set(spec: SetSpec, shape: tuple[int, int, int], default_size: int, max_
         noise = gaussian_noise if spec.name == "gaussian" else uniform_noise
         return OODSet(spec.label, noise(min(spec.size or default_size, cap or default_size), shape, spec.seed))
     params = dict(spec.params)
-    if "root" in inspect.signature(DATASETS.get(spec.name)).parameters:
+    if _takes_root(spec.name):
         root = Path(spec.root) if spec.root else (ood_root / spec.label if ood_root else None)
         if root is None:
             return OODSet(spec.label, None, "no root given and no ood_root to look in")
@@ -153,6 +157,10 @@ def load_set(spec: SetSpec, shape: tuple[int, int, int], default_size: int, max_
         return OODSet(spec.label, None, f"images are {tuple(images.shape[1:])}, the model takes {tuple(shape)}: "
                                         f"set variant crop or resize")
     return OODSet(spec.label, images)
+
+
+def _takes_root(name: str) -> bool:
+    return "root" in inspect.signature(DATASETS.get(name)).parameters
 
 
 def _test_or_train(dataset: Any) -> Split:
