@@ -180,7 +180,11 @@ def is_path_key(key: str) -> bool:
 
 def resolve_paths(node: Any, base: Path, only: str | None = None) -> None:
     """Make the values of path keys (root, path, *_root, *_dir, *_path) absolute against `base`,
-    expanding ~ and $VARS; recurses into nested mappings."""
+    expanding ~ and $VARS; recurses into nested mappings and lists (e.g. lists of OOD set specs)."""
+    if isinstance(node, list):
+        for item in node:
+            resolve_paths(item, base)
+        return
     if not isinstance(node, dict):
         return
     for key, value in node.items():

@@ -14,6 +14,6 @@ def create_dataset(name: str, key: str | None = None, **params: Any) -> Dataset:
     return DATASETS.create(name, key, **params)
 
 
-from . import cifar, imagefolder, npz, synthetic  # noqa: E402,F401  (registration)
+from . import cifar, imagedir, imagefolder, npz, svhn, synthetic, tinyimagenet  # noqa: E402,F401  (registration)
 
 __all__ = ["DATASETS", "Dataset", "Split", "create_dataset"]

@@ -1,0 +1,250 @@
+"""Out-of-distribution detection: the CutMix paper's protocol (MSP; TNR at 95% TPR, AUROC, detection accuracy
+averaged over the OOD sets) and OpenOOD v1.5's (near / far AUROC and FPR@95, unweighted means over sets).
+
+Scores live in ood/scores.py, metrics in ood/metrics.py, sets in ood/sets.py. Each run also saves every score
+array to `<run>/ood_scores.npz` (keys `in__<score>` and `<set>__<score>`) so the ROC figure is drawn at
+report time and the numbers can be recomputed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from ..data.cifar import Cifar10
+from ..errors import BenchError
+from ..io import atomic_write
+from ..ood.metrics import METRICS, ood_metrics, roc_curve
+from ..ood.scores import SCORES, Score
+from ..ood.sets import SetSpec, load_set, parse_spec
+from ..report import display_name, mean_std, mean_std_table
+from . import EVALUATIONS
+from .base import EvalContext, Evaluation, ReportContext, Row
+
+log = logging.getLogger("cutmix_bench")
+
+SCORES_FILE = "ood_scores.npz"
+DEFAULT_SCORES = ("msp", "maxlogit", "energy")
+SCORE_NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "odin": "ODIN"}
+METRIC_NAMES = {"auroc": "AUROC ↑", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑", "fpr95": "FPR@95 ↓",
+                "tnr95": "TNR@TPR95 ↑", "detection_acc": "Det. acc ↑"}
+CONVENTIONS = (
+    "Scores: higher = more in-distribution. All metrics in percent, exact over the unique score thresholds "
+    "(ties included, no interpolation). **TNR@TPR95** (CutMix paper, ODIN: in-distribution positive) = share of "
+    "OOD images rejected at the largest threshold that accepts >= 95% of in-distribution test images. "
+    "**FPR@95** (OpenOOD v1.5: OOD positive) = share of in-distribution images flagged as OOD at the largest "
+    "threshold (on the negated score) that flags >= 95% of OOD images. AUROC and detection accuracy "
+    "(max over thresholds of (TPR + TNR) / 2) do not depend on the convention. AUPR-In / AUPR-Out are average "
+    "precision (sklearn's `average_precision_score`) with in-distribution / OOD as the positive class.")
+
+
+def parse_scores(raw: Any) -> dict[str, Score]:
+    """`[msp, energy, {odin: {temperature: 1000}}]` or `{msp: {}, odin: {epsilon: 0.002}}` -> built scores."""
+    if raw is None:
+        raw = list(DEFAULT_SCORES)
+    items: dict[str, dict[str, Any]] = {}
+    for item in raw if isinstance(raw, list) else [raw]:
+        if isinstance(item, str):
+            items[item] = {}
+        elif isinstance(item, dict):
+            items.update({name: params or {} for name, params in item.items()})
+        else:
+            raise ValueError(f"scores: expected score names or {{name: params}} mappings, got {item!r}")
+    if not items:
+        raise ValueError("scores: expected at least one score, e.g. [msp, maxlogit, energy]")
+    try:
+        return {name: SCORES.create(name, f"scores.{name}", **params) for name, params in items.items()}
+    except BenchError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def default_sets(dataset: Any, ood_root: Path | None) -> tuple[list[SetSpec], list[SetSpec]]:
+    """OpenOOD v1.5's CIFAR sets: near = the other CIFAR, Tiny ImageNet; far = ODIN's noise sets, SVHN,
+    Textures, Places365 (those absent under `ood_root` are skipped with a note)."""
+
+    def at(folder: str) -> dict[str, str]:
+        return {"root": str(ood_root / folder)} if ood_root else {}
+
+    other = "cifar100" if isinstance(dataset, Cifar10) else "cifar10"
+    near = [{"name": other, **at(other)}, {"name": "tinyimagenet", **at("tinyimagenet32")}]
+    far = ["gaussian", "uniform", {"name": "svhn", **at("svhn")},
+           {"name": "imagedir", "label": "textures", **at("textures")},
+           {"name": "imagedir", "label": "places365", "params": {"max_images": 10000}, **at("places365")}]
+    return ([parse_spec(s, f"near[{i}]") for i, s in enumerate(near)],
+            [parse_spec(s, f"far[{i}]") for i, s in enumerate(far)])
+
+
+@EVALUATIONS.register("ood")
+class OOD(Evaluation):
+    title = "Out-of-distribution detection"
+
+    def __init__(self, near: list | None = None, far: list | None = None, scores: Any = None,
+                 max_images: int | None = None, ood_root: str | None = None) -> None:
+        if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
+            raise ValueError(f"max_images: expected a number >= 1 (or none), got {max_images!r}")
+        self.near = self._specs(near, "near")
+        self.far = self._specs(far, "far")
+        labels = [s.label for s in (self.near or []) + (self.far or [])]
+        duplicate = next((label for label in labels if labels.count(label) > 1), None)
+        if duplicate:
+            raise ValueError(f"near/far: set label {duplicate!r} appears twice; give one of them a `label`")
+        if near == [] and far == []:
+            raise ValueError("near/far: expected at least one OOD set")
+        self.scores = parse_scores(scores)
+        self.max_images, self.ood_root = max_images, ood_root
+
+    @staticmethod
+    def _specs(raw: list | None, key: str) -> list[SetSpec] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, list):
+            raise ValueError(f"{key}: expected a list of OOD sets, got {raw!r}")
+        return [parse_spec(item, f"{key}[{i}]") for i, item in enumerate(raw)]
+
+    def run(self, ctx: EvalContext) -> list[Row]:
+        # float32 scoring: bf16 autocast would round close confidences into ties, as OpenOOD scores in fp32.
+        ctx = replace(ctx, autocast=False)
+        data_root = getattr(ctx.dataset, "root", None)
+        ood_root = Path(self.ood_root) if self.ood_root else Path(data_root).parent if data_root else None
+        default_near, default_far = default_sets(ctx.dataset, ood_root)
+        groups = {"near": default_near if self.near is None else self.near,
+                  "far": default_far if self.far is None else self.far}
+        test = ctx.test.subset(self.max_images, seed=0)
+        in_logits = ctx.logits(test.x)
+        in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
+        arrays = {f"in__{name}": values for name, values in in_scores.items()}
+        rows: list[Row] = []
+        for group, specs in groups.items():
+            for spec in specs:
+                ood = load_set(spec, tuple(test.x.shape[1:]), len(test), self.max_images, ood_root)
+                base = {"subset": spec.label, "group": group}
+                if ood.images is None:
+                    log.warning("ood: set %s skipped: %s", spec.label, ood.note)
+                    rows.append({"metric": "skipped", "value": float("nan"), **base, "score": "", "note": ood.note})
+                    continue
+                rows.append({"metric": "n_images", "value": len(ood.images), **base, "score": "", "note": ""})
+                logits = ctx.logits(ood.images)
+                for name, score in self.scores.items():
+                    values = score(ctx, ood.images, logits)
+                    arrays[f"{spec.label}__{name}"] = values
+                    rows += [{"metric": metric, "value": 100 * value, **base, "score": name, "note": ""}
+                             for metric, value in ood_metrics(in_scores[name], values).items()]
+        atomic_write(ctx.run_dir / SCORES_FILE, lambda tmp: _save_npz(tmp, arrays))
+        return rows
+
+    @classmethod
+    def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
+        rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
+        parts = [CONVENTIONS]
+        skipped = rows[rows["metric"] == "skipped"].drop_duplicates(["subset", "note"])
+        if len(skipped):
+            notes = "\n".join(f"- `{r.subset}` ({r.group}): {r.note}" for r in skipped.itertuples())
+            parts.append(f"**Skipped sets** (not in any average):\n\n{notes}")
+        scored = rows[rows["metric"].isin(METRICS)]
+        if scored.empty:
+            return "\n\n".join(parts)
+        scores = list(dict.fromkeys(scored["score"]))
+        sets = list(dict.fromkeys(scored["subset"]))
+        parts.append(paper_table(scored, ctx.methods, "msp" if "msp" in scores else scores[0], sets))
+        parts.append(openood_tables(scored, ctx.methods, scores))
+        figure = roc_figure(scored, ctx, "msp" if "msp" in scores else scores[0])
+        if figure:
+            parts.append(figure)
+        parts.append(appendix_table(rows, ctx.methods, scores, sets))
+        return "\n\n".join(parts)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:  # a file object, so numpy does not append ".npz" to the temporary name
+        np.savez_compressed(handle, **arrays)
+
+
+def _score_name(score: str) -> str:
+    return SCORE_NAMES.get(score, score)
+
+
+def paper_table(scored: pd.DataFrame, methods: list[str], score: str, sets: list[str]) -> str:
+    """CutMix paper Table: one score, three metrics averaged over every OOD set of a run."""
+    per_run = scored[scored["score"] == score].groupby(["run", "method", "metric"], as_index=False)["value"].mean()
+    columns = {"tnr95": "TNR at TPR 95% ↑", "auroc": "AUROC ↑", "detection_acc": "Detection acc. ↑"}
+    table = mean_std_table(per_run, columns, methods, lower_is_better=False)
+    return (f"### Paper protocol ({_score_name(score)} detector, mean over {len(sets)} OOD sets: "
+            f"{', '.join(sets)})\n\n{table}")
+
+
+def openood_tables(scored: pd.DataFrame, methods: list[str], scores: list[str]) -> str:
+    """OpenOOD v1.5: per score, near and far AUROC / FPR@95 as unweighted means over the group's sets."""
+    grouped = scored.groupby(["run", "method", "score", "group", "metric"], as_index=False)["value"].mean()
+    grouped["key"] = grouped["score"] + ":" + grouped["group"]
+    present = [(s, g) for s in scores for g in ("near", "far") if ((grouped.score == s) & (grouped.group == g)).any()]
+    columns = {f"{s}:{g}": f"{_score_name(s)} {g}" for s, g in present}
+    auroc = mean_std_table(grouped[grouped["metric"] == "auroc"], columns, methods, column="key",
+                           lower_is_better=False)
+    fpr = mean_std_table(grouped[grouped["metric"] == "fpr95"], columns, methods, column="key")
+    return (f"### OpenOOD v1.5 protocol (near / far = unweighted mean over the group's sets)\n\n"
+            f"AUROC (%) ↑\n\n{auroc}\n\nFPR@95 (%, OOD positive) ↓\n\n{fpr}")
+
+
+def appendix_table(rows: pd.DataFrame, methods: list[str], scores: list[str], sets: list[str]) -> str:
+    """Every (set, score, method): all six metrics, mean ± std over seeds."""
+    body = []
+    for label in sets:
+        of_set = rows[rows["subset"] == label]
+        group = of_set["group"].iloc[0]
+        count = of_set[of_set["metric"] == "n_images"]["value"]
+        for score in scores:
+            for method in methods:
+                selected = of_set[(of_set["score"] == score) & (of_set["method"] == method)]
+                if selected.empty:
+                    continue
+                cells = [mean_std(selected[selected["metric"] == m]["value"]) for m in METRICS]
+                body.append([label, group, int(count.max()) if len(count) else "", _score_name(score),
+                             display_name(method), *cells])
+    header = ["Set", "Group", "Images", "Score", "Method", *(METRIC_NAMES[m] for m in METRICS)]
+    return f"### Per-set results (%)\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}"
+
+
+def roc_figure(scored: pd.DataFrame, ctx: ReportContext, score: str) -> str:
+    """ROC of `score` against the first near-OOD set (else the first set): one curve per method, from the
+    lowest seed's saved scores. Returns the markdown link, or "" when no run saved its scores."""
+    near = scored[scored["group"] == "near"]
+    label = (near if len(near) else scored)["subset"].iloc[0]
+    curves = {}
+    for method in ctx.methods:
+        runs = scored[(scored["method"] == method) & (scored["subset"] == label)].sort_values("seed")["run"]
+        for run in dict.fromkeys(runs):
+            path = ctx.out_dir / "runs" / run / SCORES_FILE
+            if path.is_file():
+                with np.load(path) as saved:
+                    if f"{label}__{score}" in saved.files:
+                        curves[method] = roc_curve(saved[f"in__{score}"], saved[f"{label}__{score}"])[:2]
+                        break
+    if not curves:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    for method, (fpr, tpr) in curves.items():
+        area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+        ax.plot(100 * fpr, 100 * tpr, label=f"{display_name(method)} (AUROC {100 * area:.1f})")
+    ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
+    ax.axhline(95, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"OOD ({label}) accepted, %  (= 100 − TNR)")
+    ax.set_ylabel("in-distribution accepted, % (TPR)")
+    ax.set_title(f"ROC, {_score_name(score)} vs {label}")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(ctx.figures_dir / "ood_roc.png", dpi=120)
+    plt.close(fig)
+    return (f"ROC of {_score_name(score)} against {label} (in-distribution positive; dashed line: TPR 95%; "
+            f"lowest seed of each method):\n\n![OOD ROC](figures/ood_roc.png)")

@@ -1,0 +1,101 @@
+"""OOD scores (OpenOOD's "postprocessors"): higher = more in-distribution.
+
+Each score is a small function; the registry wraps it as a `Score` that maps a batch of uint8 NHWC images
+(and their logits, computed once per set and shared by all logit scores) to one score per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..evaluations.base import EvalContext
+
+
+def msp(logits: torch.Tensor) -> torch.Tensor:
+    """Maximum softmax probability (Hendrycks & Gimpel 2017; the CutMix paper's detector)."""
+    return logits.float().softmax(1).max(1).values
+
+
+def max_logit(logits: torch.Tensor) -> torch.Tensor:
+    """Maximum logit (Hendrycks et al. 2022)."""
+    return logits.float().max(1).values
+
+
+def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Negative free energy T * logsumexp(logits / T) (Liu et al. 2020)."""
+    return temperature * torch.logsumexp(logits.float() / temperature, 1)
+
+
+def odin(forward: Callable[[torch.Tensor], torch.Tensor], x01: torch.Tensor, temperature: float = 1000.0,
+         epsilon: float = 0.0014) -> torch.Tensor:
+    """ODIN (Liang et al. 2018): MSP of logits / T after one step that raises the max softmax of logits / T.
+
+    The step is taken in [0, 1] pixel space: x' = x + epsilon * sign(grad_x log max softmax(f(x) / T)),
+    without clipping. The reference code (ODIN, OpenOOD) steps on normalised inputs by epsilon / std per
+    channel, which is the same step of epsilon in pixel space. As there, a zero gradient counts as positive.
+    `forward` maps [0, 1] NCHW images to logits (normalisation inside)."""
+    with torch.enable_grad():
+        x = x01.detach().clone().requires_grad_(True)
+        log_probs = (forward(x) / temperature).log_softmax(1)
+        loss = log_probs.max(1).values.sum()
+        (grad,) = torch.autograd.grad(loss, x)
+    direction = torch.where(grad >= 0, 1.0, -1.0)
+    with torch.no_grad():
+        return msp(forward(x01 + epsilon * direction) / temperature)
+
+
+class Score:
+    """Base: `__call__(ctx, images, logits)` -> float64 scores [N]; `images` uint8 NHWC CPU, `logits` theirs."""
+
+    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+
+class LogitScore(Score):
+    def __init__(self, function: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.function = function
+
+    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+        return self.function(logits).double().numpy()
+
+
+SCORES: Registry[Score] = Registry("OOD score")
+
+
+@SCORES.register("msp")
+def _msp() -> Score:
+    return LogitScore(msp)
+
+
+@SCORES.register("maxlogit")
+def _max_logit() -> Score:
+    return LogitScore(max_logit)
+
+
+@SCORES.register("energy")
+def _energy(temperature: float = 1.0) -> Score:
+    if temperature <= 0:
+        raise ValueError(f"energy temperature must be > 0, got {temperature}")
+    return LogitScore(lambda logits: energy(logits, temperature))
+
+
+@SCORES.register("odin")
+class Odin(Score):
+    """Needs the model and the images (one gradient per image), so it is slower than the logit scores."""
+
+    def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014) -> None:
+        if temperature <= 0 or epsilon < 0:
+            raise ValueError(f"odin needs temperature > 0 and epsilon >= 0, got {temperature}, {epsilon}")
+        self.temperature, self.epsilon = temperature, epsilon
+
+    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+        out = [odin(ctx.forward, ctx.to_float(images[index]), self.temperature, self.epsilon).cpu()
+               for index in ctx.batches(len(images))]
+        return torch.cat(out).double().numpy()
