@@ -163,7 +163,7 @@ def test_synthetic_classes_are_learnable(classes: int) -> None:
     means = torch.stack([train.x[train.y == k].double().mean(0) for k in range(classes)])
     distance = ((test.x.double()[:, None] - means[None]) ** 2).flatten(2).sum(-1)
     accuracy = (distance.argmin(1) == test.y).double().mean().item()
-    assert 2 / classes < accuracy < 1.0, accuracy  # chance is 1 / classes
+    assert 1.5 / classes < accuracy < 1.0, accuracy  # chance is 1 / classes
 
 
 def test_synthetic_bad_parameters() -> None:

@@ -289,7 +289,7 @@ def test_smoke_suite_end_to_end(tmp_path: Path) -> None:
            f"far: [gaussian, uniform, {{name: svhn, root: {tmp_path / 'no-svhn'}}}], "
            "scores: [msp, maxlogit, energy, {odin: {temperature: 1000, epsilon: 0.0014}}], max_images: 300}")
     suite = load_suite(REPO / "suites" / "smoke.yaml", [
-        "seeds=[0]", "train.epochs=3", "methods={baseline: {}, cutmix: {alpha: 1.0}}", "data.params.train_size=1000",
+        "seeds=[0]", "methods={baseline: {}, cutmix: {alpha: 1.0}}", "jobs=1",
         f"evaluations={{clean: {{}}, ood: {ood}}}", f"output_dir={tmp_path / 'out'}"])
     assert suite.evaluations["ood"]["far"][2]["root"] == str(tmp_path / "no-svhn")
     out, failures = run_suite(suite)
@@ -299,7 +299,8 @@ def test_smoke_suite_end_to_end(tmp_path: Path) -> None:
     rows = pd.read_csv(out / "results.csv")
     ood_rows = rows[rows["evaluation"] == "ood"]
     auroc = ood_rows[(ood_rows["metric"] == "auroc") & (ood_rows["subset"] == "uniform")]
-    # 3 epochs of a tiny CNN: every score is well above chance (50) against uniform noise.
+    # The smoke schedule's tiny CNN: every score is well above chance (50) against uniform noise (an
+    # undertrained one is not: it is more confident on noise than on its own noisy classes).
     assert len(auroc) == 2 * 4 and (auroc["value"] > 65).all(), auroc[["method", "score", "value"]]
     skipped = ood_rows[ood_rows["metric"] == "skipped"]
     assert skipped["subset"].tolist() == ["svhn", "svhn"] and skipped["note"].str.contains("not found").all()

@@ -16,15 +16,15 @@ class ImageFolder(Dataset):
     """Images are resized (shorter side) and centre-cropped to `size`; classes are the folder names
     of the first split found, sorted, as in torchvision."""
 
-    def __init__(self, root: str | Path | None = None, size: int = 32, train_dir: str = "train",
-                 test_dir: str = "test") -> None:
+    def __init__(self, root: str | Path | None = None, size: int = 32, train_folder: str = "train",
+                 test_folder: str = "test") -> None:
         if root is None:
             raise BenchError("data.root: imagefolder needs a directory with <split>/<class>/<image> files")
         self.root, self.size = Path(root), size
-        self.dirs = {"train": train_dir, "test": test_dir}
+        self.dirs = {"train": train_folder, "test": test_folder}
         found = [s for s, d in self.dirs.items() if (self.root / d).is_dir()]
         if not found:
-            raise BenchError(f"data.root: {self.root} has neither {train_dir}/ nor {test_dir}/ class folders")
+            raise BenchError(f"data.root: {self.root} has neither {train_folder}/ nor {test_folder}/ class folders")
         self.classes = sorted(p.name for p in (self.root / self.dirs[found[0]]).iterdir() if p.is_dir())
         self.num_classes = len(self.classes)
         self._cache: dict[str, Split] = {}

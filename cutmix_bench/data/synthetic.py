@@ -17,7 +17,7 @@ class Synthetic(Dataset):
 
     def __init__(
         self, num_classes: int = 10, train_size: int = 5000, test_size: int = 1000, size: int = 32,
-        noise: float = 1.0, separation: float = 0.25, seed: int = 0,
+        noise: float = 0.4, separation: float = 0.1, seed: int = 0,
     ) -> None:
         if num_classes < 2 or train_size < 1 or test_size < 1 or size < 8:
             raise BenchError("synthetic data needs num_classes >= 2, train_size/test_size >= 1, size >= 8")
