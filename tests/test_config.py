@@ -191,6 +191,11 @@ def test_overrides_can_add_a_method_and_an_evaluation(tmp_path: Path) -> None:
     assert suite.evaluations["clean"] == {"ece_bins": 10}
 
 
+@pytest.mark.parametrize("value,expected", [("32", "32"), ("'32'", "32"), ("bf16", "bf16"), ("auto", "auto")])
+def test_precision_accepts_the_number_32(tmp_path: Path, value: str, expected: str) -> None:
+    assert load_suite(write_suite(tmp_path, MINIMAL), [f"train.precision={value}"]).train.precision == expected
+
+
 def test_override_values_are_validated(tmp_path: Path) -> None:
     path = write_suite(tmp_path, MINIMAL)
     assert "train.epochs" in error_of(path, ["train.epochs=0"])
