@@ -63,6 +63,12 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _number_is_text(cls, value: Any) -> Any:
+        """`precision: 32` in YAML (or --set train.precision=32) is the number 32: accept it."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class Suite(Strict):
     name: str

@@ -328,3 +328,44 @@ def test_train_batches_depend_only_on_seed_and_epoch() -> None:
 def test_train_loader_smaller_than_a_batch_is_empty() -> None:
     loader = BatchLoader(loader_split(10), 16, (0.5,) * 3, (0.25,) * 3, torch.device("cpu"), train=True)
     assert len(loader) == 0 and list(loader) == []
+
+
+# ---------------------------------------------------------------- imagefolder
+
+
+def write_image_folder(root: Path, colours: dict[str, tuple[int, int, int]], per_class: int = 2) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name, colour in colours.items():
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                size = (40 + 8 * i, 30)  # different sizes and aspect ratios
+                Image.new("RGB", size, colour).save(root / split / name / f"{i}.png")
+
+
+def test_imagefolder_reads_classes_sorted_and_resizes(tmp_path: Path) -> None:
+    colours = {"zebra": (250, 10, 10), "apple": (10, 200, 30), "mango": (0, 0, 255)}
+    write_image_folder(tmp_path, colours)
+    dataset = create_dataset("imagefolder", root=tmp_path, size=16)
+    assert dataset.num_classes == 3
+    test = dataset.load("test")
+    assert test.x.shape == (6, 16, 16, 3) and test.x.dtype == torch.uint8
+    for image, label in zip(test.x, test.y):
+        colour = colours[sorted(colours)[int(label)]]  # labels follow sorted folder names
+        assert torch.equal(image, torch.tensor(colour, dtype=torch.uint8).expand(16, 16, 3))
+
+
+def test_imagefolder_errors_name_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=str(tmp_path)):
+        create_dataset("imagefolder", root=tmp_path)
+    write_image_folder(tmp_path, {"a": (1, 2, 3), "b": (4, 5, 6)})
+    (tmp_path / "test" / "c").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "test" / "c" / "0.png")  # a class the training split lacks
+    with pytest.raises(BenchError, match=f"{tmp_path / 'test'}: class folders \\['c'\\] are not among"):
+        create_dataset("imagefolder", root=tmp_path, size=8).load("test")
+    (tmp_path / "test" / "d").mkdir()  # a class folder without images
+    with pytest.raises(BenchError, match=f"{tmp_path / 'test'}: .*classes d"):
+        create_dataset("imagefolder", root=tmp_path, size=8).load("test")

@@ -35,7 +35,7 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def test_every_registered_model_is_covered() -> None:
-    assert set(SMALL) == set(MODELS.names())
+    assert set(SMALL) == set(MODELS.names()), "add a small configuration of the new model to SMALL"
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])

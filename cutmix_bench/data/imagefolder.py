@@ -39,13 +39,18 @@ class ImageFolder(Dataset):
         if not folder.is_dir():
             raise BenchError(f"{folder}: split folder not found")
         resize = transforms.Compose([transforms.Resize(self.size), transforms.CenterCrop(self.size)])
-        data = datasets.ImageFolder(str(folder), transform=resize)
+        try:
+            data = datasets.ImageFolder(str(folder), transform=resize)
+        except FileNotFoundError as exc:  # no class folders, or one without images
+            raise BenchError(f"{folder}: {exc}") from exc
         index = {name: i for i, name in enumerate(self.classes)}
+        unknown = sorted(set(data.classes) - set(index))
+        if unknown:
+            raise BenchError(f"{folder}: class folders {unknown} are not among the {self.num_classes} classes "
+                             f"of the first split found ({', '.join(self.classes)})")
         images, labels = [], []
         for (path, _), (image, _) in zip(data.samples, data):
             images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
-            labels.append(index.get(Path(path).parent.name, -1))
-        if not images:
-            raise BenchError(f"{folder}: no images found")
+            labels.append(index[Path(path).parent.name])
         self._cache[split] = as_split(np.stack(images), np.asarray(labels), str(folder), self.num_classes)
         return self._cache[split]
