@@ -46,7 +46,7 @@ class ImageDir(Dataset):
     def __init__(self, root: str | Path | None = None, size: int = 32, test_folder: str = ".",
                  train_folder: str | None = None, max_images: int | None = None, seed: int = 0) -> None:
         if root is None:
-            raise BenchError("root: imagedir needs a folder of images")
+            raise BenchError("data.root (or the OOD set's root): imagedir needs a folder of images")
         if size < 1 or (max_images is not None and max_images < 1):
             raise BenchError(f"imagedir: size and max_images must be >= 1, got {size}, {max_images}")
         self.root, self.size, self.max_images, self.seed = Path(root), size, max_images, seed
