@@ -8,6 +8,8 @@ so it is the same for every run and device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import torch
 
@@ -32,7 +34,7 @@ class Adversarial(Evaluation):
 
     title = "Adversarial robustness (white-box)"
 
-    def __init__(self, epsilons: list[float] = (1, 2, 4, 8), pgd_epsilon: float | None = 8, pgd_step: float = 2,
+    def __init__(self, epsilons: Sequence[float] = (1, 2, 4, 8), pgd_epsilon: float | None = 8, pgd_step: float = 2,
                  pgd_steps: int = 10, random_start: bool = True, max_images: int | None = None,
                  batch_size: int | None = None, seed: int = 0) -> None:
         if not epsilons:
