@@ -3,6 +3,7 @@ constraints, agreement with the clean evaluation, determinism, and the report en
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +252,31 @@ def test_adversarial_evaluation(ctx: EvalContext) -> None:
     assert value(rows, "top1_acc", "pgd", 8) < clean
     assert rows.equals(frame(evaluation.run(ctx)))  # deterministic, random start included
     assert rows["setting"].iloc[0] == "120 test images; PGD 3 steps of 2/255, random start (seed 0)"
+
+
+class ThirdLargeGradientRunsOutOfMemory(EvalContext):
+    """Raises CUDA out-of-memory on the third gradient pass over more than 32 images (PGD's first step when
+    epsilons has two entries, so after the random start was drawn)."""
+
+    large_gradient_calls = 0
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        if x01.requires_grad and len(x01) > 32:
+            self.large_gradient_calls += 1
+            if self.large_gradient_calls == 3:
+                raise torch.cuda.OutOfMemoryError("fake: out of memory")
+        return super().forward(x01)
+
+
+def test_adversarial_halves_the_batch_on_out_of_memory(ctx: EvalContext, caplog: pytest.LogCaptureFixture) -> None:
+    params = {"epsilons": [1, 8], "pgd_steps": 2, "max_images": 120}
+    small = frame(EVALUATIONS.create("adversarial", batch_size=32, **params).run(ctx))
+    fields = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx) if f.init}
+    limited = ThirdLargeGradientRunsOutOfMemory(**fields)
+    rows = frame(EVALUATIONS.create("adversarial", batch_size=64, **params).run(limited))
+    assert limited.large_gradient_calls == 3
+    assert "batch size lowered to 32" in caplog.text
+    assert rows.equals(small)  # same images, same random start
 
 
 def test_adversarial_requires_eval_mode(ctx: EvalContext) -> None:

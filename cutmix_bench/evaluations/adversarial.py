@@ -8,6 +8,7 @@ so it is the same for every run and device.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pandas as pd
@@ -20,6 +21,9 @@ from ..robustness.budget import check_max_images, scored_split
 from ..robustness.reporting import new_figure, plot_curves, save_figure, settings
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, ReportContext, Row
+
+log = logging.getLogger("cutmix_bench")
+Attack = tuple[str, float]  # (clean / fgsm / pgd, epsilon in units of 1/255)
 
 
 def check_levels(name: str, value: float) -> float:
@@ -60,22 +64,43 @@ class Adversarial(Evaluation):
         attacks = [("clean", 0.0)] + [("fgsm", e) for e in self.epsilons]
         attacks += [("pgd", self.pgd_epsilon)] if self.pgd_epsilon is not None else []
         correct = dict.fromkeys(attacks, 0)
-        for start in range(0, len(test), batch_size):
-            x = ctx.to_float(test.x[start:start + batch_size])
-            y = test.y[start:start + batch_size].to(ctx.device)
-            for attack, level in attacks:
-                if attack == "fgsm":
-                    x_adv = fgsm(ctx.forward, x, y, level / 255)
-                elif attack == "pgd":
-                    x_adv = pgd(ctx.forward, x, y, level / 255, self.pgd_step / 255, self.pgd_steps, generator)
-                else:
-                    x_adv = x
-                with torch.inference_mode():
-                    correct[attack, level] += int((ctx.forward(x_adv).argmax(1) == y).sum())
+        start = 0
+        while start < len(test):
+            stop = min(start + batch_size, len(test))
+            state = generator.get_state() if generator is not None else None
+            try:
+                hits = self.score_batch(ctx, test.x[start:stop], test.y[start:stop], attacks, generator)
+            except torch.cuda.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                batch_size //= 2  # backward passes need far more memory than eval_batch_size was chosen for
+                log.warning("adversarial: out of device memory, batch size lowered to %d", batch_size)
+                torch.cuda.empty_cache()
+                if generator is not None:
+                    generator.set_state(state)  # the retried batch gets the same random start
+                continue
+            correct = {key: correct[key] + hits[key] for key in correct}
+            start = stop
         begin = f"random start (seed {self.seed})" if self.random_start else "no random start"
         setting = f"{len(test)} test images; PGD {self.pgd_steps} steps of {self.pgd_step:g}/255, {begin}"
         return [{"metric": "top1_acc", "subset": attack, "level": level, "value": 100 * hits / len(test),
                  "setting": setting} for (attack, level), hits in correct.items()]
+
+    def score_batch(self, ctx: EvalContext, images: torch.Tensor, labels: torch.Tensor, attacks: list[Attack],
+                    generator: torch.Generator | None) -> dict[Attack, int]:
+        """Correct predictions per (attack, level) on one batch of uint8 NHWC images."""
+        x, y = ctx.to_float(images), labels.to(ctx.device)
+        hits = {}
+        for attack, level in attacks:
+            if attack == "fgsm":
+                x_adv = fgsm(ctx.forward, x, y, level / 255)
+            elif attack == "pgd":
+                x_adv = pgd(ctx.forward, x, y, level / 255, self.pgd_step / 255, self.pgd_steps, generator)
+            else:
+                x_adv = x
+            with torch.inference_mode():
+                hits[attack, level] = int((ctx.forward(x_adv).argmax(1) == y).sum())
+        return hits
 
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
