@@ -17,7 +17,7 @@ from ..robustness.reporting import level_table, new_figure, plot_curves, save_fi
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, ReportContext, Row
 
-STYLES = {"mixup": "λ", "cutmix": "s"}
+STYLES = {"mixup": ("Mixup", "λ"), "cutmix": ("CutMix", "s")}  # subset: (display name, level symbol)
 METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P(neither) (%)"}
 DEFAULT_LAMS = [k / 10 for k in range(11)]
 
@@ -69,23 +69,22 @@ class InBetween(Evaluation):
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
         parts = [
-            f"Random pairs (A, B) of test images of different classes; setting: {settings(rows)}. **Mixup-style**: "
-            "input "
-            "λ·x_A + (1 − λ)·x_B on [0, 1] pixels (λ = weight of A). **CutMix-style**: x_A with its centred s x s "
-            "square (start (H − s) // 2) replaced by the same square of x_B (s in pixels). Percent of pairs where "
-            "the model predicts class A, class B, or neither (the paper's metric; lower is better, best in bold). "
-            "Mean ± std over seeds.\n"]
+            f"Random pairs (A, B) of test images of different classes; setting: {settings(rows)}. "
+            "**Mixup-style**: input λ·x_A + (1 − λ)·x_B on [0, 1] pixels (λ = weight of A). **CutMix-style**: x_A "
+            "with its centred s x s square (start (H − s) // 2) replaced by the same square of x_B (s in pixels). "
+            "Percent of pairs predicted as class A, class B, or neither. P(neither) is the paper's metric (lower "
+            "is better, best in bold); P(A) and P(B) have no better direction. Mean ± std over seeds.\n"]
         figure, axes = new_figure(2, 3)
-        for row_axes, (style, symbol) in zip(axes, STYLES.items()):
+        for row_axes, (style, (name, symbol)) in zip(axes, STYLES.items()):
             levels = sorted(rows[rows["subset"] == style]["level"].astype(float).unique())
-            parts.append(f"### {style.replace('mixup', 'Mixup').replace('cutmix', 'CutMix')}-style inputs\n")
-            for (metric, name), ax in zip(METRICS.items(), row_axes):
+            parts.append(f"### {name}-style inputs\n")
+            for (metric, label), ax in zip(METRICS.items(), row_axes):
                 better = True if metric == "p_neither" else None
                 table = level_table(rows, metric, style, levels, f"{symbol}=", ctx.methods, better)
-                parts.append(f"{name}:\n\n{table}\n")
+                parts.append(f"{label}:\n\n{table}\n")
                 plot_curves(ax, rows, metric, style, ctx.methods)
-                ax.set(title=f"{style}-style: {name}", xlabel=symbol + (" (pixels)" if style == "cutmix" else ""),
-                       ylabel="%")
+                unit = " (pixels)" if style == "cutmix" else ""
+                ax.set(title=f"{name}-style: {label}", xlabel=symbol + unit, ylabel="%")
         axes[0][0].legend()
         parts.append(save_figure(figure, ctx.figures_dir, "inbetween"))
         return "\n".join(parts)
