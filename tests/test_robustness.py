@@ -297,7 +297,6 @@ def test_adversarial_rejects_bad_parameters(params: dict) -> None:
 
 # --- end to end ---------------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_smoke_suite_report_has_the_robustness_sections(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     suite_file = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
