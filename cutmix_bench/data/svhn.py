@@ -23,7 +23,8 @@ class SVHN(Dataset):
 
     def __init__(self, root: str | Path | None = None, download: bool = False) -> None:
         if root is None:
-            raise BenchError("data.root (or the OOD set's root): svhn needs a directory with test_32x32.mat (torchvision) or test.npz")
+            raise BenchError("data.root (or the OOD set's root): "
+                             "svhn needs a directory with test_32x32.mat (torchvision) or test.npz")
         self.root, self.download = Path(root), download
         self._npz = Npz(self.root, self.num_classes) if npz_layout(self.root) else None
 

@@ -24,7 +24,8 @@ class TinyImageNet(Dataset):
 
     def __init__(self, root: str | Path | None = None, size: int = 64) -> None:
         if root is None:
-            raise BenchError("data.root (or the OOD set's root): tinyimagenet needs a directory with test.npz or the tiny-imagenet-200 tree")
+            raise BenchError("data.root (or the OOD set's root): "
+                             "tinyimagenet needs a directory with test.npz or the tiny-imagenet-200 tree")
         self.root, self.size = Path(root), size
         self._cache: dict[str, Split] = {}
         if npz_layout(self.root):
@@ -38,7 +39,8 @@ class TinyImageNet(Dataset):
         elif (self.root / "train").is_dir():
             self.classes = sorted(p.name for p in (self.root / "train").iterdir() if p.is_dir())
         else:
-            raise BenchError(f"data.root (or the OOD set's root): {self.root} holds neither test.npz / train.npz nor wnids.txt or train/")
+            raise BenchError("data.root (or the OOD set's root): "
+                             f"{self.root} holds neither test.npz / train.npz nor wnids.txt or train/")
         self.mean, self.std = channel_stats(self._load("test" if (self.root / "val").is_dir() else "train").x)
 
     def _load(self, split: str) -> Split:

@@ -1,0 +1,90 @@
+"""In-between class (CutMix paper, Fig. 5b): for seeded random pairs (A, B) of test images of different
+classes, Mixup-style inputs lam * x_A + (1 - lam) * x_B and CutMix-style inputs (x_A with a centred
+s x s square of x_B pasted in); how often the model predicts A, B, or neither.
+
+The pair seed is a parameter, not the run's seed, so every run sees the same pairs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..errors import BenchError
+from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_rates
+from ..robustness.occlusion import default_sizes
+from ..robustness.reporting import level_table, new_figure, plot_curves, save_figure, settings
+from . import EVALUATIONS
+from .base import EvalContext, Evaluation, ReportContext, Row
+
+STYLES = {"mixup": ("Mixup", "λ"), "cutmix": ("CutMix", "s")}  # subset: (display name, level symbol)
+METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P(neither) (%)"}
+DEFAULT_LAMS = [k / 10 for k in range(11)]
+
+
+@EVALUATIONS.register("inbetween")
+class InBetween(Evaluation):
+    """Rows: p_a / p_b / p_neither (%) per subset (mixup: level = lam, the weight of A; cutmix: level = s)."""
+
+    title = "In-between class"
+
+    def __init__(self, pairs: int = 1000, lams: list[float] | None = None, sizes: list[int] | None = None,
+                 seed: int = 0) -> None:
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
+            raise ValueError(f"pairs must be a positive integer, got {pairs!r}")
+        lams = DEFAULT_LAMS if lams is None else lams
+        if not lams or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in lams):
+            raise ValueError(f"lams must be a non-empty list of numbers in [0, 1], got {lams!r}")
+        if sizes is not None and (not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
+                                                   for s in sizes)):
+            raise ValueError(f"sizes must be a non-empty list of integers >= 0, got {sizes!r}")
+        self.pairs, self.seed = pairs, seed
+        self.lams = sorted({float(v) for v in lams})
+        self.sizes = sorted(set(sizes)) if sizes is not None else None
+
+    def run(self, ctx: EvalContext) -> list[Row]:
+        _, height, width, _ = ctx.test.x.shape
+        side = max(height, width)
+        sizes = self.sizes or default_sizes(side)
+        if sizes[-1] > side:
+            raise BenchError(f"evaluations.inbetween.sizes: {sizes[-1]} is larger than the image side {side}")
+        try:
+            a, b = different_class_pairs(ctx.test.y.numpy(), self.pairs, self.seed)
+        except ValueError as exc:
+            raise BenchError(f"evaluations.inbetween: {exc}") from exc
+        grid = [("mixup", lam) for lam in self.lams] + [("cutmix", size) for size in sizes]
+        predictions: dict[tuple[str, float], list[torch.Tensor]] = {point: [] for point in grid}
+        with torch.inference_mode():
+            for index in ctx.batches(self.pairs):
+                x_a, x_b = ctx.to_float(ctx.test.x[a[index]]), ctx.to_float(ctx.test.x[b[index]])
+                for style, level in grid:
+                    x = mix(x_a, x_b, level) if style == "mixup" else paste_centre(x_a, x_b, int(level))
+                    predictions[style, level].append(ctx.forward(x).argmax(1).cpu())
+        y_a, y_b = ctx.test.y[a], ctx.test.y[b]
+        setting = f"{self.pairs} pairs, pair seed {self.seed}"
+        return [{"metric": metric, "subset": style, "level": level, "value": value, "setting": setting}
+                for (style, level), preds in predictions.items()
+                for metric, value in prediction_rates(torch.cat(preds), y_a, y_b).items()]
+
+    @classmethod
+    def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
+        parts = [
+            f"Random pairs (A, B) of test images of different classes; setting: {settings(rows)}. "
+            "**Mixup-style**: input λ·x_A + (1 − λ)·x_B on [0, 1] pixels (λ = weight of A). **CutMix-style**: x_A "
+            "with its centred s x s square (start (H − s) // 2) replaced by the same square of x_B (s in pixels). "
+            "Percent of pairs predicted as class A, class B, or neither. P(neither) is the paper's metric (lower "
+            "is better, best in bold); P(A) and P(B) have no better direction. Mean ± std over seeds.\n"]
+        figure, axes = new_figure(2, 3)
+        for row_axes, (style, (name, symbol)) in zip(axes, STYLES.items()):
+            levels = sorted(rows[rows["subset"] == style]["level"].astype(float).unique())
+            parts.append(f"### {name}-style inputs\n")
+            for (metric, label), ax in zip(METRICS.items(), row_axes):
+                better = True if metric == "p_neither" else None
+                table = level_table(rows, metric, style, levels, f"{symbol}=", ctx.methods, better)
+                parts.append(f"{label}:\n\n{table}\n")
+                plot_curves(ax, rows, metric, style, ctx.methods)
+                unit = " (pixels)" if style == "cutmix" else ""
+                ax.set(title=f"{name}-style: {label}", xlabel=symbol + unit, ylabel="%")
+        axes[0][0].legend()
+        parts.append(save_figure(figure, ctx.figures_dir, "inbetween"))
+        return "\n".join(parts)
