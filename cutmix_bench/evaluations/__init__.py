@@ -8,5 +8,6 @@ from .base import EvalContext, Evaluation, ReportContext, Row
 EVALUATIONS: Registry[Evaluation] = Registry("evaluation")
 
 from . import clean  # noqa: E402,F401  (registration)
+from . import corruptions  # noqa: E402,F401  (registration)
 
 __all__ = ["EVALUATIONS", "EvalContext", "Evaluation", "ReportContext", "Row"]

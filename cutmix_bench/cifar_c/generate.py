@@ -1,0 +1,199 @@
+"""Writing a corruption directory in the CIFAR-C release format for a test set: seeded, parallel,
+byte-identical for the same seed whatever the number of workers.
+
+Every (corruption, severity) cell draws from its own generator, seeded by
+`SeedSequence([seed, index of the corruption in ALL, severity])`: a cell's images depend on nothing
+else, so workers, the order cells finish in and which other cells were asked for change no byte.
+Each worker writes its rows straight into a memory-mapped temporary file; a file is renamed onto
+`<corruption>.npy` only once all its severities are in, so a crash never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import BenchError
+from .files import LABELS, SEVERITIES, read_metadata, save_npy, sha256_file, write_metadata
+
+log = logging.getLogger("cutmix_bench")
+PARAMS = ("cifar", "imagenet")
+# metadata keys that must agree before files of two generations may share a directory
+IDENTITY_KEYS = ("dataset_sha256", "params", "seed", "code_version", "severities")
+
+
+def corruption_names() -> tuple[str, ...]:
+    from ..corruptions import ALL
+
+    return tuple(ALL)
+
+
+def code_version() -> str:
+    """Package version + hash of the corruption code and of this module (the seeding scheme), so any
+    change to the algorithms invalidates caches made by older code."""
+    from .. import corruptions
+
+    digest = hashlib.sha256()
+    sources = sorted(Path(corruptions.__file__).parent.rglob("*.py")) + [Path(__file__)]
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def dataset_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """Identity of a test split: its shapes, pixels and labels in order."""
+    digest = hashlib.sha256(repr((images.shape, labels.shape)).encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels.astype(np.int64)).data)
+    return digest.hexdigest()
+
+
+def check_request(corruptions: Iterable[str], severities: Iterable[int], params: str,
+                  prefix: str = "") -> tuple[list[str], list[int]]:
+    """Known names in canonical (ALL) order and sorted severities; a BenchError naming
+    `<prefix>corruptions`, `<prefix>severities` or `<prefix>params` otherwise."""
+    names, known = list(corruptions), corruption_names()
+    unknown = [c for c in names if c not in known]
+    if unknown:
+        raise BenchError(f"{prefix}corruptions: unknown corruption(s) {unknown}; expected names from {list(known)}")
+    if not names:
+        raise BenchError(f"{prefix}corruptions: expected at least one corruption")
+    levels = sorted(set(severities))
+    if not levels or any(s not in SEVERITIES for s in levels):
+        raise BenchError(f"{prefix}severities: expected values in {list(SEVERITIES)}, got {list(severities)}")
+    if params not in PARAMS:
+        raise BenchError(f"{prefix}params: expected one of {list(PARAMS)}, got {params!r}")
+    return [c for c in known if c in names], levels
+
+
+def cell_rng(seed: int, corruption: str, severity: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, corruption_names().index(corruption), severity]))
+
+
+_IMAGES: np.ndarray | None = None  # the clean test images inside a worker process
+
+
+def _init_worker(images: np.ndarray) -> None:
+    global _IMAGES
+    _IMAGES = images
+
+
+def _fill(tmp: str, row: int, corruption: str, severity: int, seed: int, params: str) -> None:
+    """Corrupt the worker's images and write them into rows `row`.. of the memory-mapped `tmp`."""
+    from ..corruptions import corrupt
+
+    assert _IMAGES is not None
+    out = corrupt(corruption, _IMAGES, severity, cell_rng(seed, corruption, severity), params=params)
+    if out.dtype != np.uint8 or out.shape != _IMAGES.shape:
+        raise RuntimeError(f"corrupt({corruption!r}) returned {out.dtype} {out.shape}, expected uint8 {_IMAGES.shape}")
+    target = np.lib.format.open_memmap(tmp, mode="r+")
+    target[row:row + len(out)] = out
+    target.flush()
+    del target
+
+
+def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], severities: list[int],
+                      params: str, seed: int, workers: int = 1) -> dict[str, str]:
+    """Write `<corruption>.npy` for each name (severity blocks in `severities` order); return the
+    sha256 of each file written. `workers` > 1 runs cells in that many processes."""
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(images)
+    tmps = {}
+    for name in corruptions:
+        tmps[name] = out / f".{name}.npy.{os.getpid()}.tmp"
+        np.lib.format.open_memmap(tmps[name], mode="w+", dtype=np.uint8, shape=(len(severities) * n, *images.shape[1:]))
+    cells = [(name, s) for name in corruptions for s in severities]
+    remaining = {name: len(severities) for name in corruptions}
+    digests: dict[str, str] = {}
+
+    def finish(name: str) -> None:
+        remaining[name] -= 1
+        if remaining[name] == 0:
+            digests[f"{name}.npy"] = sha256_file(tmps[name])
+            os.replace(tmps[name], out / f"{name}.npy")
+
+    try:
+        if workers <= 1:
+            _init_worker(images)
+            for name, s in cells:
+                _fill(str(tmps[name]), severities.index(s) * n, name, s, seed, params)
+                finish(name)
+        else:
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                                  else "spawn")
+            with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(images,)) as pool:
+                pending = {pool.submit(_fill, str(tmps[name]), severities.index(s) * n, name, s, seed, params): name
+                           for name, s in cells}
+                try:
+                    while pending:
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()
+                            finish(pending.pop(future))
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:
+        for tmp in tmps.values():
+            if tmp.exists():
+                tmp.unlink()
+    return digests
+
+
+def generate(out: str | Path, images: np.ndarray, labels: np.ndarray, dataset: str, params: str = "cifar",
+             seed: int = 0, corruptions: Iterable[str] | None = None, severities: Iterable[int] = SEVERITIES,
+             workers: int = 1) -> dict[str, Any]:
+    """Write (or add to) a directory in the release format for the test split (`images`, `labels`)
+    and its metadata.json; return the metadata. Files of an earlier generation with a different
+    identity (data, params, seed, code, severities) are not kept in the metadata."""
+    out = Path(out)
+    names, levels = check_request(corruption_names() if corruptions is None else corruptions, severities, params)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or len(labels) != len(images):
+        raise BenchError(f"{dataset}: expected uint8 [N, H, W, 3] images with N labels, "
+                         f"got {images.dtype} {list(images.shape)} and {len(labels)} labels")
+    identity = {"dataset_sha256": dataset_sha256(images, labels), "params": params, "seed": seed,
+                "code_version": code_version(), "severities": levels}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"{out}: cannot create the output directory ({exc.strerror})") from exc
+    previous = read_metadata(out)
+    files = dict(previous.get("files", {})) if all(previous.get(k) == v for k, v in identity.items()) else {}
+    started = time.perf_counter()
+    tiled = np.tile(labels, len(levels))
+    files[LABELS] = save_npy(out / LABELS, tiled.astype(np.uint8 if tiled.max(initial=0) < 256 else np.int64))
+    files.update(write_corruptions(out, np.ascontiguousarray(images), names, levels, params, seed, workers))
+    meta = {**identity, "format": "CIFAR-C release layout: <corruption>.npy uint8 [severities x N, H, W, 3], "
+                                  "labels.npy; severity block order as in 'severities'",
+            "dataset": dataset, "images": len(images), "image_shape": list(images.shape[1:]),
+            "corruptions": [c for c in corruption_names() if f"{c}.npy" in files], "files": files,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "generation_seconds": round(time.perf_counter() - started, 2)}
+    write_metadata(out, meta)
+    return meta
+
+
+
+def generate_test_set(dataset: str, root: Path | None, out: Path, params: str = "cifar", seed: int = 0,
+                      corruptions: list[str] | None = None, severities: Iterable[int] = SEVERITIES,
+                      workers: int = 1) -> dict[str, Any]:
+    """`cutmix-bench corrupt`: the test split of a registered dataset -> a directory at `out`."""
+    from ..data import create_dataset
+
+    check_request(corruption_names() if corruptions is None else corruptions, severities, params, "--")
+    if workers < 1:
+        raise BenchError(f"--workers: expected >= 1, got {workers}")
+    test = create_dataset(dataset, "--dataset", **({} if root is None else {"root": root})).load("test")
+    return generate(out, test.x.numpy(), test.y.numpy(), dataset if root is None else f"{dataset}:{root}", params,
+                    seed, corruptions, severities, workers)
