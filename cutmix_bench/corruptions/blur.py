@@ -1,0 +1,182 @@
+"""Blur corruptions (Hendrycks & Dietterich 2019), batched over the first axis.
+
+Signature as in `noise.py`. Linear filters that are the same for every image (zoom blur) are applied as one
+precomputed sparse operator on all images at once; per-image random geometry (motion blur angles, glass-blur
+pixel jitter) is vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+
+
+def gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
+    """scikit-image `filters.gaussian` of every image of a batch [N, H, W(, C)]: spatial axes only (the
+    reference's `multichannel=True`, now `channel_axis=-1`), float64 kept, mode 'nearest', truncate 4."""
+    sigmas = (0.0, sigma, sigma) + (0.0,) * (x.ndim - 3)
+    return ndi.gaussian_filter(x, sigmas, mode=mode, truncate=truncate)
+
+
+def gaussian_blur(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
+    return np.clip(gaussian(x / 255.0, c), 0, 1) * 255
+
+
+def _glass_shuffle(x: np.ndarray, offsets: np.ndarray, delta: int) -> None:
+    """The reference's pixel "swap" in place. Its `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on NumPy views copies
+    the pixel at (h', w') to (h, w) and leaves (h', w') as it was, so that is what happens here, in the same
+    order: positions from the bottom-right to the top-left. offsets: [N, rows, cols, 2] = (dx, dy) each."""
+    n, h, w, _ = x.shape
+    rows = np.arange(h - delta, delta, -1)
+    cols = np.arange(w - delta, delta, -1)
+    dx, dy = offsets[..., 0], offsets[..., 1]
+    batch = np.arange(n)
+    if delta == 1:
+        # dx, dy in {-1, 0}: every source precedes its target in raster order, so it has not been written yet in
+        # this pass and one gather from the unmodified image gives the sequential result.
+        src_r = rows[None, :, None] + dy
+        src_c = cols[None, None, :] + dx
+        x[:, rows[:, None], cols[None, :]] = x[batch[:, None, None], src_r, src_c]
+        return
+    for i, r in enumerate(rows):
+        for j, col in enumerate(cols):
+            x[batch, r, col] = x[batch, r + dy[:, i, j], col + dx[:, i, j]]
+
+
+def glass_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
+    sigma, delta, iterations = c
+    n, h, w, _ = x.shape
+    x = (gaussian(x / 255.0, sigma) * 255).astype(np.uint8)
+    # one (dx, dy) = randint(-delta, delta, size=2) per position and iteration, in the reference's loop order
+    offsets = rng.integers(-delta, delta, size=(n, iterations, h - 2 * delta, w - 2 * delta, 2))
+    for it in range(iterations):
+        _glass_shuffle(x, offsets[:, it], delta)
+    return np.clip(gaussian(x / 255.0, sigma), 0, 1) * 255
+
+
+@lru_cache(maxsize=32)
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """The reference's anti-aliased disk: a float32 disk on a 17x17 grid (wider for radius > 8) blurred by a 3x3
+    (5x5) OpenCV Gaussian, normalised to sum 1, cropped to its non-zero support (exact zeros outside)."""
+    half = 8 if radius <= 8 else int(radius)
+    ksize = (3, 3) if radius <= 8 else (5, 5)
+    grid = np.arange(-half, half + 1)
+    xx, yy = np.meshgrid(grid, grid)
+    aliased = np.array(xx**2 + yy**2 <= radius**2, dtype=np.float32)
+    aliased /= np.sum(aliased)
+    kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
+    support = np.nonzero(kernel.any(axis=0))[0]
+    r = max(half - support.min(), support.max() - half)
+    return np.ascontiguousarray(kernel[half - r:half + r + 1, half - r:half + r + 1])
+
+
+def defocus_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
+    """Correlation with the disk kernel per channel, border reflect-101 (OpenCV `filter2D` default = scipy
+    'mirror'), in float64 like the reference."""
+    kernel = disk_kernel(*c)
+    out = ndi.correlate(x / 255.0, kernel[None, :, :, None].astype(np.float64), mode="mirror")
+    return np.clip(out, 0, 1) * 255
+
+
+def motion_offsets(width: int, angle: float, shape: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+    """(dy, dx) sample offsets of ImageMagick's MotionBlurImage kernel taps, computed as `imagecorruptions` does:
+    tap i reads the pixel at (y + dy_i, x + dx_i); taps stop at the first offset that leaves the image."""
+    point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
+    hypot = math.hypot(point[0], point[1])
+    taps = []
+    for i in range(width):
+        dy = math.ceil(((i * point[0]) / hypot) - 0.5)
+        dx = math.ceil(((i * point[1]) / hypot) - 0.5)
+        if abs(dy) >= shape[0] or abs(dx) >= shape[1]:
+            break
+        taps.append((dy, dx))
+    return tuple(taps)
+
+
+def motion_kernel(radius: int, sigma: float) -> np.ndarray:
+    """One-sided Gaussian weights of the 2*radius+1 taps, normalised (ImageMagick's motion-blur kernel)."""
+    t = np.arange(radius * 2 + 1)
+    k = np.exp(-t**2 / (2 * (sigma**2))) / (np.sqrt(2 * np.pi) * sigma)
+    return k / np.sum(k)
+
+
+def motion_blur_layer(x: np.ndarray, radius: int, sigma: float, angles: np.ndarray) -> np.ndarray:
+    """Blur image i of [N, H, W(, C)] along angles[i] degrees; out-of-image reads clamp to the edge (ImageMagick's
+    default edge virtual pixels). Images sharing a tap pattern are blurred together; float64 sums in tap order."""
+    n, h, w = x.shape[:3]
+    kernel = motion_kernel(radius, sigma)
+    groups: dict[tuple, list[int]] = {}
+    for i, angle in enumerate(angles):
+        groups.setdefault(motion_offsets(len(kernel), float(angle), (h, w)), []).append(i)
+    out = np.zeros(x.shape, dtype=np.float64)
+    rows, cols = np.arange(h), np.arange(w)
+    for taps, members in groups.items():
+        part = x[members]
+        acc = np.zeros(part.shape, dtype=np.float64)
+        for k, (dy, dx) in zip(kernel, taps):
+            r = np.clip(rows + dy, 0, h - 1)
+            c = np.clip(cols + dx, 0, w - 1)
+            acc += k * part[:, r][:, :, c]
+        out[members] = acc
+    return out
+
+
+def round_like_imagemagick(x: np.ndarray) -> np.ndarray:
+    """ImageMagick writes its (floating point) result to an 8-bit PNG: round half up to an integer."""
+    return np.floor(x + 0.5)
+
+
+def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
+    """CIFAR-10-C called ImageMagick's MotionBlurImage; `imagecorruptions` re-implemented it as shifted copies
+    weighted by the one-sided Gaussian, which is what runs here. CIFAR variant: 8-bit rounding of the PNG that
+    ImageMagick returned; ImageNet variant: the float result (truncated by the final uint8 cast)."""
+    angles = rng.uniform(-45, 45, size=len(x))
+    out = np.clip(motion_blur_layer(x, c[0], c[1], angles), 0, 255)
+    return round_like_imagemagick(out) if variant == "cifar" else out
+
+
+@lru_cache(maxsize=64)
+def zoom_matrix(size: int, zoom: float, centre_trim: bool) -> np.ndarray:
+    """[size, size] matrix of the reference's `clipped_zoom` along one axis: crop ceil(size / zoom) central
+    pixels, `scipy.ndimage.zoom(order=1)` them (its exact operator: the zoom of an identity matrix), keep `size`
+    outputs, centred (CIFAR-10-C script) or from the start (`imagecorruptions`)."""
+    crop = int(np.ceil(size / float(zoom)))
+    top = (size - crop) // 2
+    operator = ndi.zoom(np.eye(crop), (zoom, 1), order=1)
+    start = (operator.shape[0] - size) // 2 if centre_trim else 0
+    full = np.zeros((size, size))
+    full[:, top:top + crop] = operator[start:start + size]
+    return full
+
+
+def clipped_zoom(layer: np.ndarray, zoom: float, centre_trim: bool) -> np.ndarray:
+    """`clipped_zoom` of a batch of single-channel layers [N, H, W]."""
+    rows = zoom_matrix(layer.shape[1], zoom, centre_trim)
+    cols = zoom_matrix(layer.shape[2], zoom, centre_trim)
+    return rows @ layer @ cols.T
+
+
+@lru_cache(maxsize=16)
+def zoom_blur_operator(h: int, w: int, zooms: tuple[float, ...], centre_trim: bool) -> sp.csr_matrix:
+    """Sparse [H*W, H*W] operator of zoom blur: (x + sum_z zoom_z(x)) / (len(zooms) + 1)."""
+    total = sp.identity(h * w, format="csr")
+    for z in zooms:
+        total = total + sp.kron(sp.csr_matrix(zoom_matrix(h, z, centre_trim)),
+                                sp.csr_matrix(zoom_matrix(w, z, centre_trim)), format="csr")
+    total.eliminate_zeros()
+    return (total / (len(zooms) + 1)).tocsr()
+
+
+def zoom_blur(x: np.ndarray, c: np.ndarray, rng, variant: str) -> np.ndarray:
+    """Mean of the image and its centre zooms; the reference sums float32 layers, this applies the summed
+    operator in float64 and rounds to float32 before the final *255."""
+    n, h, w, ch = x.shape
+    op = zoom_blur_operator(h, w, tuple(float(z) for z in c), variant == "cifar")
+    flat = np.ascontiguousarray((x / 255.0).transpose(1, 2, 0, 3).reshape(h * w, n * ch))
+    out = (op @ flat).reshape(h, w, n, ch).transpose(2, 0, 1, 3).astype(np.float32)
+    return np.clip(out, 0, 1) * 255
