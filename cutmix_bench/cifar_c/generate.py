@@ -1,11 +1,12 @@
 """Writing a corruption directory in the CIFAR-C release format for a test set: seeded, parallel,
 byte-identical for the same seed whatever the number of workers.
 
-Every (corruption, severity) cell draws from its own generator, seeded by
-`SeedSequence([seed, index of the corruption in ALL, severity])`: a cell's images depend on nothing
-else, so workers, the order cells finish in and which other cells were asked for change no byte.
-Each worker writes its rows straight into a memory-mapped temporary file; a file is renamed onto
-`<corruption>.npy` only once all its severities are in, so a crash never leaves a partial file.
+Severity block s of `<corruption>.npy` equals `corruptions.corrupt_seeded(corruption, images, s, seed)`:
+every chunk of `CHUNK_SIZE` images draws from its own generator `chunk_rng(seed, corruption, s, chunk)`
+(a SeedSequence keyed by seed, corruption, severity and chunk), so workers, the order tasks finish in
+and which other corruptions were asked for change no byte. Tasks are chunks; each worker writes its
+rows straight into a memory-mapped temporary file, renamed onto `<corruption>.npy` only once all its
+rows are in, so a crash never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ..errors import BenchError
 from .files import LABELS, SEVERITIES, read_metadata, save_npy, sha256_file, write_metadata
 
 log = logging.getLogger("cutmix_bench")
-PARAMS = ("cifar", "imagenet")
 # metadata keys that must agree before files of two generations may share a directory
 IDENTITY_KEYS = ("dataset_sha256", "params", "seed", "code_version", "severities")
 
@@ -37,6 +37,12 @@ def corruption_names() -> tuple[str, ...]:
     from ..corruptions import ALL
 
     return tuple(ALL)
+
+
+def params_names() -> tuple[str, ...]:
+    from ..corruptions import PARAMS
+
+    return tuple(PARAMS)
 
 
 def code_version() -> str:
@@ -72,13 +78,9 @@ def check_request(corruptions: Iterable[str], severities: Iterable[int], params:
     levels = sorted(set(severities))
     if not levels or any(s not in SEVERITIES for s in levels):
         raise BenchError(f"{prefix}severities: expected values in {list(SEVERITIES)}, got {list(severities)}")
-    if params not in PARAMS:
-        raise BenchError(f"{prefix}params: expected one of {list(PARAMS)}, got {params!r}")
+    if params not in params_names():
+        raise BenchError(f"{prefix}params: expected one of {list(params_names())}, got {params!r}")
     return [c for c in known if c in names], levels
-
-
-def cell_rng(seed: int, corruption: str, severity: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, corruption_names().index(corruption), severity]))
 
 
 _IMAGES: np.ndarray | None = None  # the clean test images inside a worker process
@@ -89,16 +91,18 @@ def _init_worker(images: np.ndarray) -> None:
     _IMAGES = images
 
 
-def _fill(tmp: str, row: int, corruption: str, severity: int, seed: int, params: str) -> None:
-    """Corrupt the worker's images and write them into rows `row`.. of the memory-mapped `tmp`."""
-    from ..corruptions import corrupt
+def _fill(tmp: str, block: int, chunk: int, corruption: str, severity: int, seed: int, params: str) -> None:
+    """Corrupt chunk `chunk` of the worker's images and write it into severity block `block` of `tmp`."""
+    from ..corruptions import CHUNK_SIZE, chunk_rng, corrupt
 
     assert _IMAGES is not None
-    out = corrupt(corruption, _IMAGES, severity, cell_rng(seed, corruption, severity), params=params)
-    if out.dtype != np.uint8 or out.shape != _IMAGES.shape:
-        raise RuntimeError(f"corrupt({corruption!r}) returned {out.dtype} {out.shape}, expected uint8 {_IMAGES.shape}")
+    part = _IMAGES[chunk * CHUNK_SIZE:(chunk + 1) * CHUNK_SIZE]
+    out = corrupt(corruption, part, severity, chunk_rng(seed, corruption, severity, chunk), params=params)
+    if out.dtype != np.uint8 or out.shape != part.shape:
+        raise RuntimeError(f"corrupt({corruption!r}) returned {out.dtype} {out.shape}, expected uint8 {part.shape}")
     target = np.lib.format.open_memmap(tmp, mode="r+")
-    target[row:row + len(out)] = out
+    start = block * len(_IMAGES) + chunk * CHUNK_SIZE
+    target[start:start + len(out)] = out
     target.flush()
     del target
 
@@ -106,15 +110,18 @@ def _fill(tmp: str, row: int, corruption: str, severity: int, seed: int, params:
 def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], severities: list[int],
                       params: str, seed: int, workers: int = 1) -> dict[str, str]:
     """Write `<corruption>.npy` for each name (severity blocks in `severities` order); return the
-    sha256 of each file written. `workers` > 1 runs cells in that many processes."""
+    sha256 of each file written. `workers` > 1 runs the chunks in that many processes."""
+    from ..corruptions import CHUNK_SIZE
+
     out.mkdir(parents=True, exist_ok=True)
     n = len(images)
     tmps = {}
     for name in corruptions:
         tmps[name] = out / f".{name}.npy.{os.getpid()}.tmp"
         np.lib.format.open_memmap(tmps[name], mode="w+", dtype=np.uint8, shape=(len(severities) * n, *images.shape[1:]))
-    cells = [(name, s) for name in corruptions for s in severities]
-    remaining = {name: len(severities) for name in corruptions}
+    chunks = range(-(-n // CHUNK_SIZE))
+    tasks = [(name, block, chunk, s) for name in corruptions for block, s in enumerate(severities) for chunk in chunks]
+    remaining = {name: len(severities) * len(chunks) for name in corruptions}
     digests: dict[str, str] = {}
 
     def finish(name: str) -> None:
@@ -126,15 +133,15 @@ def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], sev
     try:
         if workers <= 1:
             _init_worker(images)
-            for name, s in cells:
-                _fill(str(tmps[name]), severities.index(s) * n, name, s, seed, params)
+            for name, block, chunk, s in tasks:
+                _fill(str(tmps[name]), block, chunk, name, s, seed, params)
                 finish(name)
         else:
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                                   else "spawn")
             with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(images,)) as pool:
-                pending = {pool.submit(_fill, str(tmps[name]), severities.index(s) * n, name, s, seed, params): name
-                           for name, s in cells}
+                pending = {pool.submit(_fill, str(tmps[name]), block, chunk, name, s, seed, params): name
+                           for name, block, chunk, s in tasks}
                 try:
                     while pending:
                         done, _ = wait(pending, return_when=FIRST_COMPLETED)

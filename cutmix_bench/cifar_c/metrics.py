@@ -10,20 +10,20 @@ Every summary row carries `cells`, the number of (corruption, severity) cells av
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
 
-from ..evaluations.base import Row
+import pandas as pd
 
 CATEGORIES = ("noise", "blur", "weather", "digital")
 
 
-def summary_rows(cells: pd.DataFrame, clean_err: float) -> list[Row]:
+def summary_rows(cells: pd.DataFrame, clean_err: float) -> list[dict[str, Any]]:
     """`cells`: one row per evaluated cell with columns subset (corruption), level (severity),
     value (top-1 error, %). Returns mce / mean_err, relative, per category, extras, per
     corruption (mean over its severities) and per severity (mean over benchmark corruptions)."""
     from ..corruptions import BENCHMARK, CATEGORY, EXTRA
 
-    rows: list[Row] = []
+    rows: list[dict[str, Any]] = []
     bench = cells[cells["subset"].isin(BENCHMARK)]
     if len(bench):
         complete = len(bench) == len(BENCHMARK) * 5

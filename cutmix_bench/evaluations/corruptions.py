@@ -87,7 +87,7 @@ class Corruptions(Evaluation):
         main = {"clean_err": "Clean err", mean_name: mean_label,
                 **{f"corruption_err:{c}": SHORT.get(c, c) for c in names}}
         summary = {"clean_err": "Clean err", mean_name: mean_label, f"relative_{mean_name}": f"Rel. {mean_label}",
-                   **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extra (4)"}
+                   **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
         summary = {k: v for k, v in summary.items() if k in set(rows["key"])}
         levels = sorted(int(v) for v in rows.loc[rows["metric"] == "severity_err", "level"].dropna().unique())
         severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
@@ -153,6 +153,7 @@ def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -
     axes.set_xticks([0, *levels], ["clean", *map(str, levels)])
     axes.set_xlabel("severity")
     axes.set_ylabel("top-1 error (%)")
+    axes.set_title("Mean over the evaluated benchmark corruptions", fontsize=9)
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
