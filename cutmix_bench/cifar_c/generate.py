@@ -15,6 +15,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -83,6 +84,15 @@ def check_request(corruptions: Iterable[str], severities: Iterable[int], params:
     return [c for c in known if c in names], levels
 
 
+def start_context() -> multiprocessing.context.BaseContext:
+    """fork (workers start at once, share the images) unless CUDA is initialised in this process,
+    e.g. inside a suite run on a GPU, where forking is unsafe and workers are spawned instead."""
+    torch = sys.modules.get("torch")
+    cuda = torch is not None and torch.cuda.is_initialized()
+    fork = "fork" in multiprocessing.get_all_start_methods() and not cuda
+    return multiprocessing.get_context("fork" if fork else "spawn")
+
+
 _IMAGES: np.ndarray | None = None  # the clean test images inside a worker process
 
 
@@ -137,9 +147,7 @@ def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], sev
                 _fill(str(tmps[name]), block, chunk, name, s, seed, params)
                 finish(name)
         else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                                  else "spawn")
-            with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(images,)) as pool:
+            with ProcessPoolExecutor(workers, start_context(), initializer=_init_worker, initargs=(images,)) as pool:
                 pending = {pool.submit(_fill, str(tmps[name]), block, chunk, name, s, seed, params): name
                            for name, block, chunk, s in tasks}
                 try:
