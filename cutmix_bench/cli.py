@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     corrupt.add_argument("--params", choices=["cifar", "imagenet"], default="cifar",
                          help="CIFAR-C (32x32) or ImageNet-C corruption parameters (default cifar)")
     corrupt.add_argument("--seed", type=int, default=0)
-    corrupt.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes (default: CPUs)")
+    corrupt.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
     corrupt.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
     corrupt.add_argument("--severities", default="1,2,3,4,5", help="comma-separated subset of 1..5")
     return parser

@@ -9,7 +9,6 @@ warning, never used.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -27,7 +26,9 @@ log = logging.getLogger("cutmix_bench")
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (created if needed) for the block."""
+    """Hold an exclusive advisory lock on `path` (created if needed) for the block (POSIX)."""
+    import fcntl
+
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -102,11 +102,14 @@ class CorruptionDir:
         return np.array(block if self.index is None else block[self.index])
 
 
-def block_size(root: Path) -> int:
-    """N, the images per severity block of a directory (from labels.npy and its severities)."""
-    labels = open_npy(Path(root) / LABELS)
-    blocks = len(read_metadata(Path(root)).get("severities", SEVERITIES))
-    return len(labels) // blocks if labels.ndim == 1 else 0
+def open_labels(root: Path) -> tuple[np.ndarray, tuple[int, ...], int]:
+    """labels.npy, the severities the directory holds and N, the images per severity block."""
+    available = tuple(read_metadata(root).get("severities", SEVERITIES))
+    labels = open_npy(root / LABELS)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) % len(available):
+        raise BenchError(f"{root / LABELS}: expected integer labels of shape [{len(available)} x N], "
+                         f"got {labels.dtype} {list(labels.shape)}")
+    return labels, available, len(labels) // len(available)
 
 
 def open_corruption_dir(root: str | Path, corruptions: list[str], severities: list[int],
@@ -120,16 +123,11 @@ def open_corruption_dir(root: str | Path, corruptions: list[str], severities: li
     root = Path(root)
     if not root.is_dir():
         raise BenchError(f"{root}: corruption directory not found")
-    available = tuple(read_metadata(root).get("severities", SEVERITIES))
+    labels, available, size = open_labels(root)
     missing = sorted(set(severities) - set(available))
     if missing:
         raise BenchError(f"{root / METADATA}: severities {missing} were not generated "
                          f"(the directory holds {list(available)})")
-    labels = open_npy(root / LABELS)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) % len(available):
-        raise BenchError(f"{root / LABELS}: expected integer labels of shape [{len(available)} x N], "
-                         f"got {labels.dtype} {list(labels.shape)}")
-    size = len(labels) // len(available)
     expected_n = len(test_labels) if index is None else None
     if expected_n is not None and size != expected_n:
         raise BenchError(f"{root / LABELS}: {len(labels)} labels = {len(available)} severities x {size} images, "

@@ -30,8 +30,6 @@ from ..errors import BenchError
 from .files import LABELS, SEVERITIES, read_metadata, save_npy, sha256_file, write_metadata
 
 log = logging.getLogger("cutmix_bench")
-# metadata keys that must agree before files of two generations may share a directory
-IDENTITY_KEYS = ("dataset_sha256", "params", "seed", "code_version", "severities")
 
 
 def corruption_names() -> tuple[str, ...]:
@@ -82,6 +80,11 @@ def check_request(corruptions: Iterable[str], severities: Iterable[int], params:
     if params not in params_names():
         raise BenchError(f"{prefix}params: expected one of {list(params_names())}, got {params!r}")
     return [c for c in known if c in names], levels
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def start_context() -> multiprocessing.context.BaseContext:
@@ -174,8 +177,8 @@ def generate(out: str | Path, images: np.ndarray, labels: np.ndarray, dataset: s
     identity (data, params, seed, code, severities) are not kept in the metadata."""
     out = Path(out)
     names, levels = check_request(corruption_names() if corruptions is None else corruptions, severities, params)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or len(labels) != len(images):
-        raise BenchError(f"{dataset}: expected uint8 [N, H, W, 3] images with N labels, "
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or not len(images) == len(labels) > 0:
+        raise BenchError(f"{dataset}: expected uint8 [N, H, W, 3] images with N > 0 labels, "
                          f"got {images.dtype} {list(images.shape)} and {len(labels)} labels")
     identity = {"dataset_sha256": dataset_sha256(images, labels), "params": params, "seed": seed,
                 "code_version": code_version(), "severities": levels}
@@ -199,14 +202,14 @@ def generate(out: str | Path, images: np.ndarray, labels: np.ndarray, dataset: s
     return meta
 
 
-
 def generate_test_set(dataset: str, root: Path | None, out: Path, params: str = "cifar", seed: int = 0,
                       corruptions: list[str] | None = None, severities: Iterable[int] = SEVERITIES,
-                      workers: int = 1) -> dict[str, Any]:
+                      workers: int | None = None) -> dict[str, Any]:
     """`cutmix-bench corrupt`: the test split of a registered dataset -> a directory at `out`."""
     from ..data import create_dataset
 
     check_request(corruption_names() if corruptions is None else corruptions, severities, params, "--")
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise BenchError(f"--workers: expected >= 1, got {workers}")
     test = create_dataset(dataset, "--dataset", **({} if root is None else {"root": root})).load("test")

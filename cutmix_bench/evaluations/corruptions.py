@@ -6,7 +6,7 @@ relative error and the report section do not depend on the `clean` evaluation.""
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from ..cifar_c.cache import cached_corruptions
-from ..cifar_c.files import SEVERITIES, CorruptionDir, block_size, open_corruption_dir
-from ..cifar_c.generate import check_request, corruption_names
+from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
+from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
 from ..data import Split
 from ..errors import BenchError
@@ -42,7 +42,7 @@ class Corruptions(Evaluation):
     title = "Corruption robustness (CIFAR-C)"
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
-                 corruptions: list[str] | None = None, severities: list[int] = list(SEVERITIES),  # noqa: B006
+                 corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
                  workers: int | None = None) -> None:
         names = corruption_names() if corruptions is None else corruptions
         self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
@@ -50,7 +50,7 @@ class Corruptions(Evaluation):
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.root = Path(root) if root else None
         self.params, self.seed = params, seed
-        self.workers = workers or len(os.sched_getaffinity(0))
+        self.workers = workers or default_workers()
 
     def run(self, ctx: EvalContext) -> list[Row]:
         source, description = self.open(ctx)
@@ -124,7 +124,7 @@ def test_index(root: Path, ctx: EvalContext) -> np.ndarray | None:
     """Rows of each severity block that form the run's test split: None when the directory holds
     exactly the split; else the split is `data.test_subset` of the full test set, re-drawn from the
     run's config.yaml with the runner's own `Split.subset`."""
-    size, n = block_size(root), len(ctx.test)
+    size, n = open_labels(root)[2], len(ctx.test)
     if size == n:
         return None
     config = ctx.run_dir / "config.yaml"
