@@ -25,7 +25,8 @@ from cutmix_bench.cli import main
 from cutmix_bench.corruptions import ALL, BENCHMARK, EXTRA, corrupt_seeded
 from cutmix_bench.data import Split
 from cutmix_bench.errors import BenchError
-from cutmix_bench.evaluations.corruptions import test_index as split_index
+from cutmix_bench.evaluations import ReportContext
+from cutmix_bench.evaluations.corruptions import Corruptions, subset_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = ["gaussian_noise", "contrast"]
@@ -181,6 +182,28 @@ def test_summary_metrics_match_hand_computation() -> None:
     assert names["relative_mean_err"]["value"] == pytest.approx(57.0)
 
 
+def test_report_tables_are_mean_and_std_over_seeds(tmp_path: Path) -> None:
+    frames = []
+    for method, offset in (("baseline", 10.0), ("cutmix", 0.0)):
+        for seed, shift in ((0, 0.0), (1, 2.0)):  # two seeds 2 points apart: mean +1, sample std sqrt(2)
+            values = [(c, s, 10.0 * i + s + offset + shift) for i, c in enumerate(ALL) for s in range(1, 6)]
+            cells = pd.DataFrame([{"metric": "top1_err", "subset": c, "level": s, "value": v} for c, s, v in values])
+            rows = [{"metric": "clean_err", "value": 5.0 + offset}, *cells.to_dict("records"),
+                    *summary_rows(cells, 5.0 + offset)]
+            frames.append(pd.DataFrame(rows).assign(method=method, seed=seed, source="generated, cifar, seed 0"))
+    ctx = ReportContext(out_dir=tmp_path, figures_dir=tmp_path / "figures", methods=["baseline", "cutmix"])
+    text = Corruptions.report(pd.concat(frames, ignore_index=True), ctx)
+    main_table = text.split("\n\n")[1].splitlines()
+    header = [c.strip() for c in main_table[0].strip("|").split("|")]
+    assert header[:4] == ["Method", "Clean err", "mCE", "Gauss"] and len(header) == 2 + 1 + 19
+    baseline = [c.strip() for c in main_table[2].strip("|").split("|")]
+    # mCE 73 + 10 + 1 and Gauss 3 + 10 + 1 (see test_summary_metrics_match_hand_computation)
+    assert baseline[:4] == ["Baseline", "15.00 ± 0.00", "84.00 ± 1.41", "14.00 ± 1.41"]
+    assert "**74.00 ± 1.41**" in main_table[3]  # CutMix: the lower mCE is bold
+    assert "Rel. mCE" in text and "| Extras" in text and "Severity 5" in text
+    assert (tmp_path / "figures" / "corruption_severity.png").stat().st_size > 1000
+
+
 def test_official_directory_follows_the_runs_test_subset(tmp_path: Path) -> None:
     official_dir(tmp_path / "c", n=8)
     run_dir = tmp_path / "run"
@@ -189,10 +212,10 @@ def test_official_directory_follows_the_runs_test_subset(tmp_path: Path) -> None
     positions = torch.arange(8)
     expected = Split(positions, positions).subset(3, 4).y.numpy()
     ctx = SimpleNamespace(test=Split(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.zeros(3)), run_dir=run_dir)
-    assert np.array_equal(split_index(tmp_path / "c", ctx), expected)
+    assert np.array_equal(subset_rows(tmp_path / "c", ctx), expected)
     ctx.test = Split(torch.zeros(5, 32, 32, 3, dtype=torch.uint8), torch.zeros(5))
     with pytest.raises(BenchError, match="holds 8 images per severity but the run's test split has 5"):
-        split_index(tmp_path / "c", ctx)
+        subset_rows(tmp_path / "c", ctx)
 
 
 def test_corrupt_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -66,7 +66,7 @@ class Corruptions(Evaluation):
         """The corrupted images of the run's test split and a one-line description of where from."""
         labels, shape = ctx.test.y.numpy(), tuple(ctx.test.x.shape[1:3])
         if self.root is not None and self.root.is_dir():
-            index = test_index(self.root, ctx)
+            index = subset_rows(self.root, ctx)
             return (open_corruption_dir(self.root, self.corruptions, self.severities, labels, shape, index),
                     f"files in {self.root}")
         if self.root is not None:
@@ -80,34 +80,42 @@ class Corruptions(Evaluation):
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
         rows = rows.assign(key=[cell_key(r) for r in rows.itertuples()])
-        mean_name = "mce" if (rows["metric"] == "mce").any() else "mean_err"
-        cells = int(rows.loc[rows["metric"] == mean_name, "cells"].max()) if "cells" in rows else 0
-        mean_label = "mCE" if mean_name == "mce" else f"Mean err ({cells} cells)"
-        names = [c for c in corruption_names() if f"corruption_err:{c}" in set(rows["key"])]
-        main = {"clean_err": "Clean err", mean_name: mean_label,
+        keys = set(rows["key"])
+        mean_key, mean_label, mean_text = mean_column(rows)
+        names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
+        main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
                 **{f"corruption_err:{c}": SHORT.get(c, c) for c in names}}
-        summary = {"clean_err": "Clean err", mean_name: mean_label, f"relative_{mean_name}": f"Rel. {mean_label}",
+        summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
                    **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
-        summary = {k: v for k, v in summary.items() if k in set(rows["key"])}
+        summary = {k: v for k, v in summary.items() if k in keys}
         levels = sorted(int(v) for v in rows.loc[rows["metric"] == "severity_err", "level"].dropna().unique())
-        severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
-        sources = "; ".join(sorted(rows["source"].dropna().astype(str).unique())) if "source" in rows else "?"
+        sources = "; ".join(sorted(rows["source"].dropna().astype(str).unique())) if "source" in rows else "unknown"
         parts = [
-            f"Top-1 error (%) on corrupted test images ({sources}). {mean_label} = plain mean error over "
-            + ("the 15 benchmark corruptions x 5 severities (AugMix / RobustBench convention for CIFAR, no AlexNet "
-               "normalisation)" if mean_name == "mce" else f"the {cells} evaluated benchmark (corruption, severity) "
-               "cells; not the 15 x 5 mCE") + "; corruption columns average their severities; Rel. = corruption "
-            "error minus clean error; the 4 extra corruptions (speckle noise, Gaussian blur, spatter, saturate) are "
-            "not in the mean. Mean ± std over seeds.",
+            f"Top-1 error (%) on corrupted test images ({sources}). {mean_text} Corruption columns average their "
+            "severities; Rel. = corruption error minus clean error; the 4 extra corruptions (speckle noise, Gaussian "
+            "blur, spatter, saturate) are reported apart, never in the mean. Mean ± std over seeds.",
             mean_std_table(rows, main, ctx.methods, column="key"),
             "Summary by category:", mean_std_table(rows, summary, ctx.methods, column="key"),
         ]
         if levels:
-            parts += ["Error by severity (mean over the evaluated benchmark corruptions):",
-                      mean_std_table(rows, severity, ctx.methods, column="key")]
+            severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
             figure = severity_figure(rows, ctx, levels)
-            parts.append(f"![error vs severity](figures/{figure.name})")
+            parts += ["Error by severity (mean over the evaluated benchmark corruptions):",
+                      mean_std_table(rows, severity, ctx.methods, column="key"),
+                      f"![error vs severity](figures/{figure.name})"]
         return "\n\n".join(parts)
+
+
+def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
+    """(metric, column label, sentence defining it) of the mean over benchmark cells in `rows`."""
+    if (rows["metric"] == "mce").any():
+        return "mce", "mCE", ("mCE = plain mean error over the 15 benchmark corruptions x 5 severities (AugMix / "
+                              "RobustBench convention for CIFAR; no AlexNet normalisation).")
+    if (rows["metric"] == "mean_err").any():
+        cells = int(rows.loc[rows["metric"] == "mean_err", "cells"].max())
+        return "mean_err", f"Mean err ({cells} cells)", (f"Mean err = plain mean error over the {cells} evaluated "
+                                                         "benchmark (corruption, severity) cells, not the 15 x 5 mCE.")
+    return None, "", "No benchmark corruption was evaluated."
 
 
 def cell_key(row: object) -> str:
@@ -120,7 +128,7 @@ def cell_key(row: object) -> str:
     return key
 
 
-def test_index(root: Path, ctx: EvalContext) -> np.ndarray | None:
+def subset_rows(root: Path, ctx: EvalContext) -> np.ndarray | None:
     """Rows of each severity block that form the run's test split: None when the directory holds
     exactly the split; else the split is `data.test_subset` of the full test set, re-drawn from the
     run's config.yaml with the runner's own `Split.subset`."""
