@@ -11,10 +11,10 @@ from io import BytesIO
 import cv2
 import numpy as np
 import scipy.ndimage as ndi
-import skimage.color
 from PIL import Image
 
 from .blur import gaussian
+from .hsv import edit_hsv
 
 
 def contrast(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
@@ -24,15 +24,13 @@ def contrast(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
 
 
 def brightness(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
-    hsv = skimage.color.rgb2hsv(x / 255.0)
-    hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
-    return np.clip(skimage.color.hsv2rgb(hsv), 0, 1) * 255
+    """HSV value + c (scikit-image's HSV conversion, as the reference)."""
+    return np.clip(edit_hsv(x, 2, lambda v: np.clip(v + c, 0, 1)), 0, 1) * 255
 
 
 def saturate(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
-    hsv = skimage.color.rgb2hsv(x / 255.0)
-    hsv[..., 1] = np.clip(hsv[..., 1] * c[0] + c[1], 0, 1)
-    return np.clip(skimage.color.hsv2rgb(hsv), 0, 1) * 255
+    """HSV saturation * c0 + c1; CIFAR-10-C severities 1-2 desaturate, 3-5 saturate."""
+    return np.clip(edit_hsv(x, 1, lambda s: np.clip(s * c[0] + c[1], 0, 1)), 0, 1) * 255
 
 
 def jpeg_compression(x: np.ndarray, c: int, rng, variant: str) -> np.ndarray:
