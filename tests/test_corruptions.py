@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import skimage.filters
+from PIL import Image
 
 from cutmix_bench import corruptions as C
-from cutmix_bench.corruptions import blur, imagecorruptions_compat
+from cutmix_bench.corruptions import blur, digital, imagecorruptions_compat
 from cutmix_bench.corruptions.params import CIFAR, IMAGENET
 from cutmix_bench.errors import BenchError
 
@@ -248,3 +250,31 @@ def test_bad_input_names_what_was_expected(kwargs: dict, message: str) -> None:
             "rng": np.random.default_rng(0), "params": "cifar", **kwargs}
     with pytest.raises(BenchError, match=message.replace("[", r"\[").replace("]", r"\]")):
         C.corrupt(**args)
+
+
+def test_elastic_bilinear_equals_scipy_map_coordinates() -> None:
+    """The batched bilinear sampler reproduces the reference's map_coordinates(order=1, mode='reflect') exactly,
+    including coordinates outside the image (reflected) and exact borders."""
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 16, 12, 3)).astype(np.float32)
+    rows = np.arange(16)[None, :, None] + (rng.normal(size=(5, 16, 12)) * 3).astype(np.float32)
+    cols = np.arange(12)[None, None, :] + (rng.normal(size=(5, 16, 12)) * 3).astype(np.float32)
+    rows[0, 0, :4] = [-1e-16, -0.5, 15.5, -16.5]
+    cols[0, 1, :2] = [23.2, -11.0]
+    own = digital.bilinear_reflect(images, rows, cols)
+    channel = np.broadcast_to(np.arange(3), (16, 12, 3)).reshape(1, -1)
+    for i in range(5):
+        coords = (np.repeat(rows[i][..., None], 3, -1).reshape(1, -1),
+                  np.repeat(cols[i][..., None], 3, -1).reshape(1, -1), channel)
+        reference = ndi.map_coordinates(images[i], coords, order=1, mode="reflect").reshape(16, 12, 3)
+        assert np.array_equal(own[i], reference)
+
+
+def test_jpeg_equals_pil_codec(real_images: np.ndarray) -> None:
+    """OpenCV's JPEG round trip gives the same pixels as the reference's PIL save/open at every quality used."""
+    for quality in CIFAR["jpeg_compression"] + IMAGENET["jpeg_compression"]:
+        own = digital.jpeg_compression(real_images[:20], quality, None, "cifar")
+        for image, out in zip(real_images[:20], own):
+            buffer = BytesIO()
+            Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+            assert np.array_equal(np.asarray(Image.open(buffer)), out), quality

@@ -7,7 +7,6 @@ pixel jitter) is vectorised over the batch.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import cv2
@@ -83,19 +82,20 @@ def defocus_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     return np.clip(out, 0, 1) * 255
 
 
-def motion_offsets(width: int, angle: float, shape: tuple[int, int]) -> tuple[tuple[int, int], ...]:
-    """(dy, dx) sample offsets of ImageMagick's MotionBlurImage kernel taps, computed as `imagecorruptions` does:
-    tap i reads the pixel at (y + dy_i, x + dx_i); taps stop at the first offset that leaves the image."""
-    point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
-    hypot = math.hypot(point[0], point[1])
-    taps = []
-    for i in range(width):
-        dy = math.ceil(((i * point[0]) / hypot) - 0.5)
-        dx = math.ceil(((i * point[1]) / hypot) - 0.5)
-        if abs(dy) >= shape[0] or abs(dx) >= shape[1]:
-            break
-        taps.append((dy, dx))
-    return tuple(taps)
+def motion_offsets(width: int, angles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[N, width, 2] (dy, dx) sample offsets of ImageMagick's MotionBlurImage taps for each angle (degrees),
+    computed as `imagecorruptions` does: tap i reads the pixel at (y + dy_i, x + dx_i). Taps from the first
+    offset that leaves the image on are dropped there; here they are marked with `shape[0] + shape[1]`."""
+    radians = np.deg2rad(np.asarray(angles, dtype=np.float64))[:, None]
+    point_y, point_x = width * np.sin(radians), width * np.cos(radians)
+    hypot = np.hypot(point_y, point_x)
+    taps = np.arange(width)[None, :]
+    dy = np.ceil(((taps * point_y) / hypot) - 0.5).astype(np.int64)
+    dx = np.ceil(((taps * point_x) / hypot) - 0.5).astype(np.int64)
+    inside = np.logical_and.accumulate((np.abs(dy) < shape[0]) & (np.abs(dx) < shape[1]), axis=1)
+    offsets = np.stack([dy, dx], axis=-1)
+    offsets[~inside] = shape[0] + shape[1]
+    return offsets
 
 
 def motion_kernel(radius: int, sigma: float) -> np.ndarray:
@@ -110,11 +110,12 @@ def motion_blur_layer(x: np.ndarray, radius: int, sigma: float, angles: np.ndarr
     default edge virtual pixels). Images sharing a tap pattern are blurred together; float64 sums in tap order."""
     n, h, w = x.shape[:3]
     kernel = motion_kernel(radius, sigma)
-    groups: dict[tuple, list[int]] = {}
-    for i, angle in enumerate(angles):
-        groups.setdefault(motion_offsets(len(kernel), float(angle), (h, w)), []).append(i)
+    patterns, group = np.unique(motion_offsets(len(kernel), angles, (h, w)), axis=0, return_inverse=True)
+    group = group.reshape(-1)
     out = np.empty(x.shape, dtype=np.float64)
-    for taps, members in groups.items():
+    for pattern, taps in enumerate(patterns):
+        members = np.nonzero(group == pattern)[0]
+        taps = [(int(dy), int(dx)) for dy, dx in taps if dy != h + w]
         pad = max(max(abs(dy), abs(dx)) for dy, dx in taps)
         widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (x.ndim - 3)
         part = np.pad(x[members], widths, mode="edge")
