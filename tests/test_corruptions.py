@@ -17,7 +17,7 @@ import skimage.filters
 from PIL import Image
 
 from cutmix_bench import corruptions as C
-from cutmix_bench.corruptions import blur, digital, imagecorruptions_compat
+from cutmix_bench.corruptions import blur, digital, imagecorruptions_compat, parallel
 from cutmix_bench.corruptions.params import CIFAR, IMAGENET
 from cutmix_bench.errors import BenchError
 
@@ -278,3 +278,16 @@ def test_jpeg_equals_pil_codec(real_images: np.ndarray) -> None:
             buffer = BytesIO()
             Image.fromarray(image).save(buffer, "JPEG", quality=quality)
             assert np.array_equal(np.asarray(Image.open(buffer)), out), quality
+
+
+def test_corrupt_all_is_independent_of_worker_count(images: np.ndarray) -> None:
+    many = np.concatenate([images] * 2)  # 12 images, chunks of 5
+    names = ["shot_noise", "glass_blur", "contrast"]
+    one = dict(parallel.corrupt_all(many, seed=3, names=names, workers=1, chunk_size=5))
+    two = dict(parallel.corrupt_all(many, seed=3, names=names, workers=2, chunk_size=5))
+    assert list(one) == names
+    for name in names:
+        assert one[name].shape == (60, 32, 32, 3) and one[name].tobytes() == two[name].tobytes()
+        for s in C.SEVERITIES:  # release layout: rows 12(s-1) .. 12s-1 hold severity s
+            expected = C.corrupt_seeded(name, many, s, seed=3, chunk_size=5)
+            assert np.array_equal(one[name][12 * (s - 1):12 * s], expected)

@@ -52,38 +52,43 @@ def pixelate(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
 
 
 def _reflect(coord: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage's map_coordinate() for mode 'reflect' (half-sample symmetric), |coord| < 2 * size."""
+    """scipy.ndimage's map_coordinate() for mode 'reflect' (half-sample symmetric), |coord| < 2 * size:
+    the result lies in (-1, size - 1]."""
+    outside = (coord < 0) | (coord > size - 1)
+    if not outside.any():
+        return coord
     period = 2 * size
-    low = np.where(coord < -size, coord + period, np.where(coord > -1e-15, 1e-15, -coord) - 1)
-    high = coord - period * np.trunc(coord / period)
+    c = coord[outside]
+    low = np.where(c < -size, c + period, np.where(c > -1e-15, 1e-15, -c) - 1)
+    high = c - period * np.trunc(c / period)
     high = np.where(high >= size, period - high - 1, high)
-    return np.where(coord < 0, low, np.where(coord > size - 1, high, coord))
-
-
-def _reflect_index(index: np.ndarray, size: int) -> np.ndarray:
-    return np.where(index < 0, -index - 1, np.where(index >= size, 2 * size - index - 1, index))
+    mapped = coord.copy()
+    mapped[outside] = np.where(c < 0, low, high)
+    return mapped
 
 
 def bilinear_reflect(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """`scipy.ndimage.map_coordinates(image, (rows, cols, channel), order=1, mode='reflect')` for a batch
     [N, H, W, C] with per-image float64 coordinates [N, H, W] shared by the channels, evaluated with scipy's
     arithmetic (weights 1 - t and 1 - (1 - t); value * w_row * w_col summed corner by corner), float32 out."""
-    n, h, w, _ = images.shape
+    n, h, w, ch = images.shape
     if np.abs(rows).max(initial=0) >= 2 * h or np.abs(cols).max(initial=0) >= 2 * w:
         raise ValueError("displacement beyond one image period")
     rows, cols = _reflect(rows, h), _reflect(cols, w)
     r0, c0 = np.floor(rows), np.floor(cols)
     wr0, wc0 = 1.0 - (rows - r0), 1.0 - (cols - c0)
     wr1, wc1 = 1.0 - wr0, 1.0 - wc0
+    # neighbours -1 and size reflect to 0 and size - 1
     r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
-    r1, c1 = _reflect_index(r0 + 1, h), _reflect_index(c0 + 1, w)
-    r0, c0 = _reflect_index(r0, h), _reflect_index(c0, w)
-    batch = np.arange(n)[:, None, None]
-    total = np.zeros(images.shape, dtype=np.float64)
+    base = (np.arange(n) * h)[:, None, None]
+    r0, r1 = (base + np.clip(r0, 0, h - 1)) * w, (base + np.clip(r0 + 1, 0, h - 1)) * w
+    c0, c1 = np.clip(c0, 0, w - 1), np.clip(c0 + 1, 0, w - 1)
+    planes = np.ascontiguousarray(np.moveaxis(images, 3, 0)).reshape(ch, -1)  # channel-first: long inner loops
+    total = np.zeros((ch, n, h, w), dtype=np.float64)
     for r, wr in ((r0, wr0), (r1, wr1)):
         for c, wc in ((c0, wc0), (c1, wc1)):
-            total += images[batch, r, c].astype(np.float64) * wr[..., None] * wc[..., None]
-    return total.astype(np.float32)
+            total += planes.take(r + c, axis=1) * wr * wc  # float32 * float64: the value is promoted first
+    return np.moveaxis(total, 0, 3).astype(np.float32)
 
 
 def elastic_transform(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:

@@ -18,8 +18,8 @@ _SECTORS = np.array([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 
 def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """h, s, v of float RGB in [0, 1] [..., 3], as `skimage.color.rgb2hsv` computes them."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    v = rgb.max(-1)
-    delta = v - rgb.min(-1)
+    v = np.maximum(np.maximum(r, g), b)
+    delta = v - np.minimum(np.minimum(r, g), b)
     flat = delta == 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         s = delta / v
@@ -39,7 +39,7 @@ def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
     sector = _SECTORS[hi.astype(np.uint8) % 6]
-    return np.choose(sector, (v[..., None], p[..., None], q[..., None], t[..., None]))
+    return np.take_along_axis(np.stack([v, p, q, t], axis=-1), sector, axis=-1)
 
 
 def edit_hsv(x: np.ndarray, channel: int, edit: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
