@@ -12,6 +12,8 @@ What 1.1.2 needs, and what `load()` does about it (only inside that package; not
   blur across the colour channels);
 - `impulse_noise` calls `skimage.util.random_noise` without a generator, so `np.random.seed` does not control
   it: it now passes `np.random.default_rng(np.random.randint(2**32))`, drawn from the seeded global state.
+- `spatter` divides 0 by 0 when no water blob passes the threshold (about 2% of images at severity 1) and
+  returns a black image: such an image now gets no water, as in this project's own implementation.
 `corrupt_images` seeds the global NumPy state per image from the caller's generator and restores it afterwards.
 """
 
@@ -68,6 +70,17 @@ def _impulse_noise(x, severity=1):
     return np.clip(noisy, 0, 1) * 255
 
 
+def _spatter_without_black_images(original):
+    def spatter(x, severity=1):
+        with np.errstate(invalid="ignore"):
+            out = original(x, severity)
+        if np.isnan(out).any():  # 0 / 0 in the water normalisation: the water layer is empty
+            out = np.clip(np.array(x, dtype=np.float32) / 255.0, 0, 1) * 255
+        return out
+
+    return spatter
+
+
 def load() -> types.ModuleType:
     """Import `imagecorruptions` once, patched as the module docstring describes."""
     global _PACKAGE
@@ -97,6 +110,7 @@ def load() -> types.ModuleType:
         module.gaussian = _gaussian
     module.impulse_noise = _impulse_noise
     package.corruption_dict["impulse_noise"] = _impulse_noise
+    module.spatter = package.corruption_dict["spatter"] = _spatter_without_black_images(module.spatter)
     _PACKAGE = package
     return package
 
