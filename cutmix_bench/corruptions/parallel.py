@@ -2,6 +2,7 @@
 
 Work is cut into (corruption, severity, chunk) tasks; each uses `chunk_rng(seed, corruption, severity, chunk)`,
 so the output is the same for any worker count and equals `corrupt_seeded` (tests check both).
+`corrupt_all` is re-exported by the package.
 """
 
 from __future__ import annotations
