@@ -116,3 +116,9 @@ def corrupt_seeded(name: str, images: np.ndarray, severity: int, seed: int, para
         part = images[start:start + chunk_size]
         out[start:start + len(part)] = corrupt(name, part, severity, chunk_rng(seed, name, severity, k), params)
     return out
+
+
+from .parallel import corrupt_all  # noqa: E402  (uses the definitions above)
+
+__all__ = ["ALL", "BENCHMARK", "CATEGORY", "CHUNK_SIZE", "EXTRA", "PARAMS", "SEVERITIES", "chunk_rng", "corrupt",
+           "corrupt_all", "corrupt_seeded"]

@@ -7,7 +7,6 @@ pixel jitter) is vectorised over the batch.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import cv2
@@ -83,19 +82,20 @@ def defocus_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     return np.clip(out, 0, 1) * 255
 
 
-def motion_offsets(width: int, angle: float, shape: tuple[int, int]) -> tuple[tuple[int, int], ...]:
-    """(dy, dx) sample offsets of ImageMagick's MotionBlurImage kernel taps, computed as `imagecorruptions` does:
-    tap i reads the pixel at (y + dy_i, x + dx_i); taps stop at the first offset that leaves the image."""
-    point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
-    hypot = math.hypot(point[0], point[1])
-    taps = []
-    for i in range(width):
-        dy = math.ceil(((i * point[0]) / hypot) - 0.5)
-        dx = math.ceil(((i * point[1]) / hypot) - 0.5)
-        if abs(dy) >= shape[0] or abs(dx) >= shape[1]:
-            break
-        taps.append((dy, dx))
-    return tuple(taps)
+def motion_offsets(width: int, angles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[N, width, 2] (dy, dx) sample offsets of ImageMagick's MotionBlurImage taps for each angle (degrees),
+    computed as `imagecorruptions` does: tap i reads the pixel at (y + dy_i, x + dx_i). Taps from the first
+    offset that leaves the image on are dropped there; here they are marked with `shape[0] + shape[1]`."""
+    radians = np.deg2rad(np.asarray(angles, dtype=np.float64))[:, None]
+    point_y, point_x = width * np.sin(radians), width * np.cos(radians)
+    hypot = np.hypot(point_y, point_x)
+    taps = np.arange(width)[None, :]
+    dy = np.ceil(((taps * point_y) / hypot) - 0.5).astype(np.int64)
+    dx = np.ceil(((taps * point_x) / hypot) - 0.5).astype(np.int64)
+    inside = np.logical_and.accumulate((np.abs(dy) < shape[0]) & (np.abs(dx) < shape[1]), axis=1)
+    offsets = np.stack([dy, dx], axis=-1)
+    offsets[~inside] = shape[0] + shape[1]
+    return offsets
 
 
 def motion_kernel(radius: int, sigma: float) -> np.ndarray:
@@ -110,18 +110,18 @@ def motion_blur_layer(x: np.ndarray, radius: int, sigma: float, angles: np.ndarr
     default edge virtual pixels). Images sharing a tap pattern are blurred together; float64 sums in tap order."""
     n, h, w = x.shape[:3]
     kernel = motion_kernel(radius, sigma)
-    groups: dict[tuple, list[int]] = {}
-    for i, angle in enumerate(angles):
-        groups.setdefault(motion_offsets(len(kernel), float(angle), (h, w)), []).append(i)
-    out = np.zeros(x.shape, dtype=np.float64)
-    rows, cols = np.arange(h), np.arange(w)
-    for taps, members in groups.items():
-        part = x[members]
-        acc = np.zeros(part.shape, dtype=np.float64)
+    patterns, group = np.unique(motion_offsets(len(kernel), angles, (h, w)), axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    out = np.empty(x.shape, dtype=np.float64)
+    for pattern, taps in enumerate(patterns):
+        members = np.nonzero(group == pattern)[0]
+        taps = [(int(dy), int(dx)) for dy, dx in taps if dy != h + w]
+        pad = max(max(abs(dy), abs(dx)) for dy, dx in taps)
+        widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (x.ndim - 3)
+        part = np.pad(x[members], widths, mode="edge")
+        acc = np.zeros((len(members),) + x.shape[1:], dtype=np.float64)
         for k, (dy, dx) in zip(kernel, taps):
-            r = np.clip(rows + dy, 0, h - 1)
-            c = np.clip(cols + dx, 0, w - 1)
-            acc += k * part[:, r][:, :, c]
+            acc += k * part[:, pad + dy:pad + dy + h, pad + dx:pad + dx + w]
         out[members] = acc
     return out
 
@@ -141,33 +141,35 @@ def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def zoom_matrix(size: int, zoom: float, centre_trim: bool) -> np.ndarray:
-    """[size, size] matrix of the reference's `clipped_zoom` along one axis: crop ceil(size / zoom) central
-    pixels, `scipy.ndimage.zoom(order=1)` them (its exact operator: the zoom of an identity matrix), keep `size`
-    outputs, centred (CIFAR-10-C script) or from the start (`imagecorruptions`)."""
+def zoom_matrix(size: int, zoom: float, trim: str) -> np.ndarray:
+    """Matrix of the reference's `clipped_zoom` along one axis: crop ceil(size / zoom) central pixels and
+    `scipy.ndimage.zoom(order=1)` them (its exact operator: the zoom of an identity matrix). trim: keep `size`
+    outputs centred (CIFAR-10-C script), from the start (`imagecorruptions`' later [:size]) or all ("none")."""
     crop = int(np.ceil(size / float(zoom)))
     top = (size - crop) // 2
     operator = ndi.zoom(np.eye(crop), (zoom, 1), order=1)
-    start = (operator.shape[0] - size) // 2 if centre_trim else 0
-    full = np.zeros((size, size))
-    full[:, top:top + crop] = operator[start:start + size]
+    if trim != "none":
+        start = (operator.shape[0] - size) // 2 if trim == "centre" else 0
+        operator = operator[start:start + size]
+    full = np.zeros((operator.shape[0], size))
+    full[:, top:top + crop] = operator
     return full
 
 
-def clipped_zoom(layer: np.ndarray, zoom: float, centre_trim: bool) -> np.ndarray:
+def clipped_zoom(layer: np.ndarray, zoom: float, trim: str) -> np.ndarray:
     """`clipped_zoom` of a batch of single-channel layers [N, H, W]."""
-    rows = zoom_matrix(layer.shape[1], zoom, centre_trim)
-    cols = zoom_matrix(layer.shape[2], zoom, centre_trim)
+    rows = zoom_matrix(layer.shape[1], zoom, trim)
+    cols = zoom_matrix(layer.shape[2], zoom, trim)
     return rows @ layer @ cols.T
 
 
 @lru_cache(maxsize=16)
-def zoom_blur_operator(h: int, w: int, zooms: tuple[float, ...], centre_trim: bool) -> sp.csr_matrix:
+def zoom_blur_operator(h: int, w: int, zooms: tuple[float, ...], trim: str) -> sp.csr_matrix:
     """Sparse [H*W, H*W] operator of zoom blur: (x + sum_z zoom_z(x)) / (len(zooms) + 1)."""
     total = sp.identity(h * w, format="csr")
     for z in zooms:
-        total = total + sp.kron(sp.csr_matrix(zoom_matrix(h, z, centre_trim)),
-                                sp.csr_matrix(zoom_matrix(w, z, centre_trim)), format="csr")
+        total = total + sp.kron(sp.csr_matrix(zoom_matrix(h, z, trim)),
+                                sp.csr_matrix(zoom_matrix(w, z, trim)), format="csr")
     total.eliminate_zeros()
     return (total / (len(zooms) + 1)).tocsr()
 
@@ -176,7 +178,7 @@ def zoom_blur(x: np.ndarray, c: np.ndarray, rng, variant: str) -> np.ndarray:
     """Mean of the image and its centre zooms; the reference sums float32 layers, this applies the summed
     operator in float64 and rounds to float32 before the final *255."""
     n, h, w, ch = x.shape
-    op = zoom_blur_operator(h, w, tuple(float(z) for z in c), variant == "cifar")
+    op = zoom_blur_operator(h, w, tuple(float(z) for z in c), "centre" if variant == "cifar" else "start")
     flat = np.ascontiguousarray((x / 255.0).transpose(1, 2, 0, 3).reshape(h * w, n * ch))
     out = (op @ flat).reshape(h, w, n, ch).transpose(2, 0, 1, 3).astype(np.float32)
     return np.clip(out, 0, 1) * 255

@@ -26,7 +26,8 @@ def snow(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     n, h, w, _ = x.shape
     x = np.asarray(x, dtype=np.float32) / 255.0
     layer = rng.normal(loc, scale, size=(n, h, w))
-    layer = clipped_zoom(layer, zoom, centre_trim=variant == "cifar")
+    # CIFAR-10-C trims the zoomed layer to the image before the blur, `imagecorruptions` only after it
+    layer = clipped_zoom(layer, zoom, "centre" if variant == "cifar" else "none")
     layer[layer < threshold] = 0
     layer = np.clip(layer, 0, 1)
     angles = rng.uniform(-135, -45, size=n)
@@ -36,7 +37,7 @@ def snow(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
         layer = round_like_imagemagick(np.clip(motion_blur_layer(layer, radius, sigma, angles), 0, 255)) / 255.0
     else:
         layer = np.round(motion_blur_layer(layer, radius, sigma, angles) * 255).astype(np.uint8) / 255.0
-    layer = layer[..., None]
+    layer = layer[:, :h, :w, None]
     grey = cv2.cvtColor(x.reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w, 1)
     x = blend * x + (1 - blend) * np.maximum(x, grey * 1.5 + 0.5)
     return np.clip(x + layer + np.rot90(layer, k=2, axes=(1, 2)), 0, 1) * 255
