@@ -15,14 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from cutmix_bench import corruptions
 from cutmix_bench.cifar_c import cache as cache_module
 from cutmix_bench.cifar_c.cache import cached_corruptions
 from cutmix_bench.cifar_c.files import open_corruption_dir
 from cutmix_bench.cifar_c.generate import generate
 from cutmix_bench.cifar_c.metrics import summary_rows
 from cutmix_bench.cli import main
-from cutmix_bench.corruptions import ALL, BENCHMARK, EXTRA, corrupt_seeded
+from cutmix_bench.corruptions import ALL, BENCHMARK, CHUNK_SIZE, EXTRA, corrupt_seeded
 from cutmix_bench.data import Split
 from cutmix_bench.errors import BenchError
 from cutmix_bench.evaluations import ReportContext
@@ -41,8 +40,7 @@ def files_bytes(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(root.glob("*.npy"))}
 
 
-def test_generated_set_is_release_format_and_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(corruptions, "CHUNK_SIZE", 7)  # 20 images = chunks of 7, 7 and 6 with their own generators
+def test_generated_set_is_release_format_and_reads_back(tmp_path: Path) -> None:
     images, labels = toy_set()
     meta = generate(tmp_path, images, labels, "toy", corruptions=PAIR, seed=3)
     stored = np.load(tmp_path / "labels.npy", allow_pickle=False)
@@ -52,7 +50,7 @@ def test_generated_set_is_release_format_and_reads_back(tmp_path: Path, monkeypa
         array = np.load(tmp_path / f"{name}.npy", allow_pickle=False)
         assert array.dtype == np.uint8 and array.shape == (100, 32, 32, 3)
         for s in range(1, 6):  # severity s = rows N(s-1) .. Ns-1, each the seeded corruption of the whole set
-            expected = corrupt_seeded(name, images, s, 3, params="cifar", chunk_size=7)
+            expected = corrupt_seeded(name, images, s, 3, params="cifar")
             assert np.array_equal(array[20 * (s - 1):20 * s], expected)
             assert np.array_equal(source.images(name, s), expected)
     for file, digest in meta["files"].items():
@@ -60,20 +58,25 @@ def test_generated_set_is_release_format_and_reads_back(tmp_path: Path, monkeypa
     assert meta["severities"] == [1, 2, 3, 4, 5] and meta["corruptions"] == PAIR and meta["images"] == 20
 
 
-def test_same_seed_byte_identical_whatever_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(corruptions, "CHUNK_SIZE", 7)
-    images, labels = toy_set()
-    names = ["impulse_noise", "spatter"]
+def test_same_seed_byte_identical_whatever_the_workers(tmp_path: Path) -> None:
+    images, labels = toy_set(CHUNK_SIZE + 30)  # two chunks, each with its own generator
+    names = ["impulse_noise", "contrast"]
     generate(tmp_path / "one", images, labels, "toy", corruptions=names, seed=0, workers=1)
     generate(tmp_path / "again", images, labels, "toy", corruptions=names, seed=0, workers=1)
     generate(tmp_path / "three", images, labels, "toy", corruptions=names, seed=0, workers=3)
-    generate(tmp_path / "alone", images, labels, "toy", corruptions=["spatter"], seed=0)
+    generate(tmp_path / "alone", images, labels, "toy", corruptions=["impulse_noise"], seed=0, severities=[2, 5])
     generate(tmp_path / "other", images, labels, "toy", corruptions=names, seed=1)
     one = files_bytes(tmp_path / "one")
     assert one == files_bytes(tmp_path / "again") == files_bytes(tmp_path / "three")
-    assert one["spatter.npy"] == files_bytes(tmp_path / "alone")["spatter.npy"]  # independent of the request
+    n = len(images)
+    alone = np.load(tmp_path / "alone" / "impulse_noise.npy")  # blocks don't depend on the other blocks requested
+    assert np.array_equal(alone, np.load(tmp_path / "one" / "impulse_noise.npy")[np.r_[n:2 * n, 4 * n:5 * n]])
+    partial = open_corruption_dir(tmp_path / "alone", ["impulse_noise"], [5], labels)  # blocks from metadata.json
+    assert np.array_equal(partial.images("impulse_noise", 5), alone[n:])
+    with pytest.raises(BenchError, match=r"metadata.json: severities \[1\] were not generated"):
+        open_corruption_dir(tmp_path / "alone", ["impulse_noise"], [1, 5], labels)
     other = files_bytes(tmp_path / "other")
-    assert all(one[f] != other[f] for f in ("impulse_noise.npy", "spatter.npy"))
+    assert one["impulse_noise.npy"] != other["impulse_noise.npy"]
 
 
 def official_dir(root: Path, n: int = 8, names: tuple[str, ...] = ("fog", "pixelate")) -> tuple[np.ndarray, dict]:

@@ -1,24 +1,19 @@
-"""Writing a corruption directory in the CIFAR-C release format for a test set: seeded, parallel,
-byte-identical for the same seed whatever the number of workers.
+"""Writing a corruption directory in the CIFAR-C release format for a test set, with metadata.json.
 
-Severity block s of `<corruption>.npy` equals `corruptions.corrupt_seeded(corruption, images, s, seed)`:
-every chunk of `CHUNK_SIZE` images draws from its own generator `chunk_rng(seed, corruption, s, chunk)`
-(a SeedSequence keyed by seed, corruption, severity and chunk), so workers, the order tasks finish in
-and which other corruptions were asked for change no byte. Tasks are chunks; each worker writes its
-rows straight into a memory-mapped temporary file, renamed onto `<corruption>.npy` only once all its
-rows are in, so a crash never leaves a partial file.
+The images come from `corruptions.corrupt_all`: severity block s of `<corruption>.npy` equals
+`corrupt_seeded(corruption, images, s, seed)`, every chunk of 1,000 images drawn from its own generator
+(a SeedSequence keyed by seed, corruption, severity and chunk), so the same seed gives byte-identical
+files whatever the number of workers or the other corruptions requested. Each file is written to a
+temporary file and renamed into place, so a crash never leaves a partial file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,9 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import BenchError
-from .files import LABELS, SEVERITIES, read_metadata, save_npy, sha256_file, write_metadata
-
-log = logging.getLogger("cutmix_bench")
+from .files import LABELS, SEVERITIES, read_metadata, save_npy, write_metadata
 
 
 def corruption_names() -> tuple[str, ...]:
@@ -87,85 +80,22 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def start_context() -> multiprocessing.context.BaseContext:
-    """fork (workers start at once, share the images) unless CUDA is initialised in this process,
-    e.g. inside a suite run on a GPU, where forking is unsafe and workers are spawned instead."""
-    torch = sys.modules.get("torch")
-    cuda = torch is not None and torch.cuda.is_initialized()
-    fork = "fork" in multiprocessing.get_all_start_methods() and not cuda
-    return multiprocessing.get_context("fork" if fork else "spawn")
-
-
-_IMAGES: np.ndarray | None = None  # the clean test images inside a worker process
-
-
-def _init_worker(images: np.ndarray) -> None:
-    global _IMAGES
-    _IMAGES = images
-
-
-def _fill(tmp: str, block: int, chunk: int, corruption: str, severity: int, seed: int, params: str) -> None:
-    """Corrupt chunk `chunk` of the worker's images and write it into severity block `block` of `tmp`."""
-    from ..corruptions import CHUNK_SIZE, chunk_rng, corrupt
-
-    assert _IMAGES is not None
-    part = _IMAGES[chunk * CHUNK_SIZE:(chunk + 1) * CHUNK_SIZE]
-    out = corrupt(corruption, part, severity, chunk_rng(seed, corruption, severity, chunk), params=params)
-    if out.dtype != np.uint8 or out.shape != part.shape:
-        raise RuntimeError(f"corrupt({corruption!r}) returned {out.dtype} {out.shape}, expected uint8 {part.shape}")
-    target = np.lib.format.open_memmap(tmp, mode="r+")
-    start = block * len(_IMAGES) + chunk * CHUNK_SIZE
-    target[start:start + len(out)] = out
-    target.flush()
-    del target
-
-
 def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], severities: list[int],
                       params: str, seed: int, workers: int = 1) -> dict[str, str]:
-    """Write `<corruption>.npy` for each name (severity blocks in `severities` order); return the
-    sha256 of each file written. `workers` > 1 runs the chunks in that many processes."""
-    from ..corruptions import CHUNK_SIZE
+    """Write `<corruption>.npy` for each name, holding the blocks of `severities` in that order, and
+    return each file's sha256. All 5 severities are computed (`corrupt_all`); a block's bytes do not
+    depend on which others are kept."""
+    from ..corruptions import SEVERITIES as COMPUTED
+    from ..corruptions import corrupt_all
 
-    out.mkdir(parents=True, exist_ok=True)
-    n = len(images)
-    tmps = {}
-    for name in corruptions:
-        tmps[name] = out / f".{name}.npy.{os.getpid()}.tmp"
-        np.lib.format.open_memmap(tmps[name], mode="w+", dtype=np.uint8, shape=(len(severities) * n, *images.shape[1:]))
-    chunks = range(-(-n // CHUNK_SIZE))
-    tasks = [(name, block, chunk, s) for name in corruptions for block, s in enumerate(severities) for chunk in chunks]
-    remaining = {name: len(severities) * len(chunks) for name in corruptions}
-    digests: dict[str, str] = {}
-
-    def finish(name: str) -> None:
-        remaining[name] -= 1
-        if remaining[name] == 0:
-            digests[f"{name}.npy"] = sha256_file(tmps[name])
-            os.replace(tmps[name], out / f"{name}.npy")
-
-    try:
-        if workers <= 1:
-            _init_worker(images)
-            for name, block, chunk, s in tasks:
-                _fill(str(tmps[name]), block, chunk, name, s, seed, params)
-                finish(name)
-        else:
-            with ProcessPoolExecutor(workers, start_context(), initializer=_init_worker, initargs=(images,)) as pool:
-                pending = {pool.submit(_fill, str(tmps[name]), block, chunk, name, s, seed, params): name
-                           for name, block, chunk, s in tasks}
-                try:
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            future.result()
-                            finish(pending.pop(future))
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-    finally:
-        for tmp in tmps.values():
-            if tmp.exists():
-                tmp.unlink()
+    keep = [COMPUTED.index(s) for s in severities]
+    digests = {}
+    with closing(corrupt_all(images, seed, params, corruptions, workers)) as arrays:
+        for name, array in arrays:
+            if len(keep) < len(COMPUTED):
+                blocks = array.reshape(len(COMPUTED), len(images), *images.shape[1:])[keep]
+                array = blocks.reshape(-1, *images.shape[1:])
+            digests[f"{name}.npy"] = save_npy(out / f"{name}.npy", array)
     return digests
 
 
