@@ -233,11 +233,11 @@ def test_corrupt_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_smoke_suite_reports_corruptions(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    evaluation = "{severities: [1, 5], corruptions: [gaussian_noise, contrast], workers: 1}"
+    evaluation = "{severities: [1, 5], corruptions: [gaussian_noise, contrast]}"
     code = main(["run", str(ROOT / "suites" / "smoke.yaml"), "--set", "seeds=[0]", "--set", "train.epochs=1",
                  "--set", "data.params={num_classes: 4, train_size: 128, test_size: 64}", "--set",
                  "methods={baseline: {}, cutmix: {alpha: 1.0, prob: 1.0}}", "--set", "device=cpu",
-                 "--set", f"evaluations.corruptions={evaluation}", "--set", f"output_dir={out}"])
+                 "--set", f"evaluations={{clean: {{}}, corruptions: {evaluation}}}", "--set", f"output_dir={out}"])
     assert code == 0
     results = pd.read_csv(out / "results.csv")
     cells = results[(results["evaluation"] == "corruptions") & (results["metric"] == "top1_err")]

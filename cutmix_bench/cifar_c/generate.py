@@ -10,6 +10,7 @@ temporary file and renamed into place, so a crash never leaves a partial file.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable
@@ -89,6 +90,8 @@ def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], sev
     from ..corruptions import corrupt_all
 
     keep = [COMPUTED.index(s) for s in severities]
+    if workers > 1 and multiprocessing.current_process().daemon:
+        workers = 1  # e.g. inside a suite's worker pool (`jobs`): daemonic processes may not start children
     digests = {}
     with closing(corrupt_all(images, seed, params, corruptions, workers)) as arrays:
         for name, array in arrays:
