@@ -303,3 +303,17 @@ def test_imagecorruptions_spatter_no_longer_returns_black_images(real_images: np
         np.random.seed(seed)
         own = C.OPS["spatter"](image, IMAGENET["spatter"][0], LegacyRng(), "imagenet").astype(np.uint8)[0]
         assert reference.max() > 0 and np.array_equal(reference, own), seed
+
+
+@pytest.mark.parametrize(("radius", "sigma", "low", "high", "channels"), [(9, 2.5, -45, 45, 3), (14, 12, -135, -45, 1),
+                                                                          (20, 15, -45, 45, 3)])
+def test_motion_blur_strategies_agree(radius: int, sigma: float, low: float, high: float, channels: int) -> None:
+    """Grouped slices and per-tap gathers give the same floats (including taps past the image, radius 20)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 32, 32, channels), dtype=np.uint8)
+    x = x[..., 0] if channels == 1 else x
+    kernel = blur.motion_kernel(radius, sigma)
+    offsets = blur.motion_offsets(len(kernel), rng.uniform(low, high, 40), (32, 32))
+    patterns, group = np.unique(offsets, axis=0, return_inverse=True)
+    grouped = blur._motion_grouped(x, kernel, patterns, group.reshape(-1))
+    assert np.array_equal(grouped, blur._motion_gathered(x, kernel, offsets))
