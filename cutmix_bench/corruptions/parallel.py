@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
+import cv2
 import numpy as np
 
 from . import CHUNK_SIZE, SEVERITIES, _check, chunk_rng, corrupt
@@ -24,6 +25,13 @@ _IMAGES: np.ndarray | None = None  # the clean images, inherited by forked worke
 def _init(images: np.ndarray) -> None:
     global _IMAGES
     _IMAGES = images
+
+
+def _init_worker(images: np.ndarray) -> None:
+    """Pool initializer: one OpenCV thread (its calls here are per image and tiny; a forked copy of a parent's
+    OpenCV thread pool is also best left unused)."""
+    cv2.setNumThreads(1)
+    _init(images)
 
 
 def _chunk(name: str, severity: int, chunk: int, seed: int, params: str, chunk_size: int) -> np.ndarray:
@@ -76,7 +84,7 @@ def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Seq
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     in_flight: deque = deque()
-    with context.Pool(workers, initializer=_init, initargs=(images,)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(images,)) as pool:
         try:
             for i, name in enumerate(names):
                 segment = SharedMemory(create=True, size=int(np.prod(shape)))
