@@ -10,12 +10,14 @@ and prints per-corruption CPU milliseconds per image-pair, image-pairs per secon
 time because on a shared machine the wall clock mostly measures the other processes.
 
     python benchmarks/bench_corruptions.py --images 100
+    python benchmarks/bench_corruptions.py --images 0 --pipeline 1000 --workers 2   # corrupt_all end to end
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 import warnings
 from pathlib import Path
@@ -65,10 +67,33 @@ def run_imagecorruptions(name: str, images: np.ndarray) -> None:
             package.corrupt(image, severity=severity, corruption_name=name)
 
 
+def pipeline(n: int, workers: int) -> None:
+    """`corrupt_all` (all 95 pairs, CIFAR parameters) on n images with a worker pool: wall and total CPU."""
+    images, source = load_images(n)
+    before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    for _ in C.corrupt_all(images, seed=0, workers=workers):
+        pass
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before))
+    print(f"corrupt_all on {len(images)} images ({source}), {workers} workers: wall {wall:.1f} s, CPU {cpu:.1f} s "
+          f"(parent + workers) = {1e3 * cpu / (95 * len(images)):.3f} ms per image-pair; extrapolated to "
+          f"19 x 5 x {FULL_SET:,}: {cpu * FULL_SET / len(images):.0f} CPU s, "
+          f"{cpu * FULL_SET / len(images) / workers:.0f} s wall if {workers} cores are free "
+          f"(measured wall x {FULL_SET / len(images):.0f}: {wall * FULL_SET / len(images):.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=100, help="images per corruption x severity (default 100)")
+    parser.add_argument("--pipeline", type=int, default=0, help="also time corrupt_all on this many images")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for --pipeline (default 2)")
     args = parser.parse_args()
+    if args.pipeline:
+        pipeline(args.pipeline, args.workers)
+    if args.images <= 0:
+        return
     images, source = load_images(args.images)
     n = len(images)
     print(f"{n} images from {source}; 19 corruptions x 5 severities; times are CPU ms per image-pair "

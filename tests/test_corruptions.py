@@ -48,6 +48,17 @@ def images() -> np.ndarray:
     return np.clip(ndi.gaussian_filter(noise, (0, 1.5, 1.5, 0)) * 3 - 255, 0, 255).astype(np.uint8)
 
 
+@pytest.fixture(scope="module")
+def photos(images: np.ndarray) -> np.ndarray:
+    """Six real test images when the data is present, else the synthetic ones: the fidelity checks compare two
+    implementations of the same algorithm, which must agree on any input, so they always run."""
+    path = _data_root() / "cifar100" / "test.npz"
+    if not path.is_file():
+        return images
+    with np.load(path) as data:
+        return np.ascontiguousarray(data["x"][:6])
+
+
 class LegacyRng:
     """The generator methods the implementation calls, answered by NumPy's global legacy state: with
     `np.random.seed(s)` this replays exactly the random numbers `imagecorruptions` draws for one image."""
@@ -156,13 +167,12 @@ def _reference_and_own(name: str, severity: int, images: np.ndarray) -> tuple[np
 
 
 @pytest.mark.parametrize("name", sorted(IMAGENET))
-def test_fidelity_to_imagecorruptions(name: str, real_images: np.ndarray) -> None:
+def test_fidelity_to_imagecorruptions(name: str, photos: np.ndarray) -> None:
     """Same algorithm, same random numbers: byte-identical, except zoom blur. There the reference sums
     float32 zoom layers and this applies their float64 sum as one operator, so a value that is an integer up to
     rounding can be truncated to the integer below: at most 1 grey level on at most 0.5% of values."""
-    subset = real_images[:6]
     for severity in C.SEVERITIES:
-        reference, own = _reference_and_own(name, severity, subset)
+        reference, own = _reference_and_own(name, severity, photos)
         diff = np.abs(reference.astype(np.int16) - own)
         if name == "zoom_blur":
             assert diff.max() <= 1 and (diff > 0).mean() <= 0.005, (severity, diff.max(), (diff > 0).mean())
@@ -270,11 +280,11 @@ def test_elastic_bilinear_equals_scipy_map_coordinates() -> None:
         assert np.array_equal(own[i], reference)
 
 
-def test_jpeg_equals_pil_codec(real_images: np.ndarray) -> None:
+def test_jpeg_equals_pil_codec(photos: np.ndarray) -> None:
     """OpenCV's JPEG round trip gives the same pixels as the reference's PIL save/open at every quality used."""
     for quality in CIFAR["jpeg_compression"] + IMAGENET["jpeg_compression"]:
-        own = digital.jpeg_compression(real_images[:20], quality, None, "cifar")
-        for image, out in zip(real_images[:20], own):
+        own = digital.jpeg_compression(photos, quality, None, "cifar")
+        for image, out in zip(photos, own):
             buffer = BytesIO()
             Image.fromarray(image).save(buffer, "JPEG", quality=quality)
             assert np.array_equal(np.asarray(Image.open(buffer)), out), quality
@@ -303,3 +313,17 @@ def test_imagecorruptions_spatter_no_longer_returns_black_images(real_images: np
         np.random.seed(seed)
         own = C.OPS["spatter"](image, IMAGENET["spatter"][0], LegacyRng(), "imagenet").astype(np.uint8)[0]
         assert reference.max() > 0 and np.array_equal(reference, own), seed
+
+
+@pytest.mark.parametrize(("radius", "sigma", "low", "high", "channels"), [(9, 2.5, -45, 45, 3), (14, 12, -135, -45, 1),
+                                                                          (20, 15, -45, 45, 3)])
+def test_motion_blur_strategies_agree(radius: int, sigma: float, low: float, high: float, channels: int) -> None:
+    """Grouped slices and per-tap gathers give the same floats (including taps past the image, radius 20)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 32, 32, channels), dtype=np.uint8)
+    x = x[..., 0] if channels == 1 else x
+    kernel = blur.motion_kernel(radius, sigma)
+    offsets = blur.motion_offsets(len(kernel), rng.uniform(low, high, 40), (32, 32))
+    patterns, group = np.unique(offsets, axis=0, return_inverse=True)
+    grouped = blur._motion_grouped(x, kernel, patterns, group.reshape(-1))
+    assert np.array_equal(grouped, blur._motion_gathered(x, kernel, offsets))

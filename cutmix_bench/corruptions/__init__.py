@@ -37,7 +37,7 @@ CATEGORY = {
 }
 PARAMS = ("cifar", "imagenet")
 SEVERITIES = (1, 2, 3, 4, 5)
-CHUNK_SIZE = 1000  # images per derived generator in `corrupt_seeded`; part of the definition of a seeded set
+CHUNK_SIZE = 250  # images per derived generator (part of the definition of a seeded set); small enough for cache
 
 # name -> fn(x uint8 [N,H,W,3], severity parameters, rng, variant) -> values in [0, 255]
 OPS: dict[str, Callable] = {

@@ -85,9 +85,13 @@ def bilinear_reflect(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> 
     c0, c1 = np.clip(c0, 0, w - 1), np.clip(c0 + 1, 0, w - 1)
     planes = np.ascontiguousarray(np.moveaxis(images, 3, 0)).reshape(ch, -1)  # channel-first: long inner loops
     total = np.zeros((ch, n, h, w), dtype=np.float64)
+    value = np.empty((ch, n, h, w), dtype=np.float64)
     for r, wr in ((r0, wr0), (r1, wr1)):
         for c, wc in ((c0, wc0), (c1, wc1)):
-            total += planes.take(r + c, axis=1) * wr * wc  # float32 * float64: the value is promoted first
+            value[...] = planes.take(r + c, axis=1)  # float32 value promoted, then * w_row * w_col, as scipy
+            value *= wr
+            value *= wc
+            total += value
     return np.moveaxis(total, 0, 3).astype(np.float32)
 
 
