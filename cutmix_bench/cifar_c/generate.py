@@ -1,7 +1,7 @@
 """Writing a corruption directory in the CIFAR-C release format for a test set, with metadata.json.
 
 The images come from `corruptions.corrupt_all`: severity block s of `<corruption>.npy` equals
-`corrupt_seeded(corruption, images, s, seed)`, every chunk of 1,000 images drawn from its own generator
+`corrupt_seeded(corruption, images, s, seed)`, every chunk of CHUNK_SIZE images drawn from its own generator
 (a SeedSequence keyed by seed, corruption, severity and chunk), so the same seed gives byte-identical
 files whatever the number of workers or the other corruptions requested. Each file is written to a
 temporary file and renamed into place, so a crash never leaves a partial file.
