@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -160,6 +162,31 @@ def test_cache_is_reused_and_a_corrupt_file_regenerated(tmp_path: Path, monkeypa
     cached_corruptions(tmp_path, "toy", images, labels, ["fog"])  # added beside the others
     assert set(json.loads((root / "metadata.json").read_text())["files"]) == {"labels.npy", "fog.npy", *[
         f"{c}.npy" for c in PAIR]}
+
+
+def _use_cache(cache_dir: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    cached_corruptions(cache_dir, "toy", images, labels, PAIR)
+
+
+def test_parallel_runs_generate_the_cache_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images, labels = toy_set(12)
+    real_generate = cache_module.generate
+
+    def counted(*args: object, **kwargs: object) -> dict:
+        with open(tmp_path / "generations", "a") as log:
+            log.write("x")
+        time.sleep(0.5)  # hold the lock long enough for the other process to be waiting on it
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "generate", counted)
+    context = multiprocessing.get_context("fork")  # the children inherit the patched function
+    processes = [context.Process(target=_use_cache, args=(tmp_path / "cache", images, labels)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert (tmp_path / "generations").read_text() == "x"
 
 
 def test_summary_metrics_match_hand_computation() -> None:
