@@ -13,6 +13,7 @@ EPILOG = """examples:
   cutmix-bench run suites/smoke.yaml
   cutmix-bench run suites/cifar100.yaml --set data.root=../shared/data/cifar100 --set train.epochs=1 \\
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
+  cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench list
 """
 
@@ -34,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("suite", type=Path)
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("list", help="list registered datasets, models, methods and evaluations")
+    corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C style corruption set of a test split")
+    corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
+    corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
+    corrupt.add_argument("--out", type=Path, required=True, help="output directory")
+    corrupt.add_argument("--params", choices=["cifar", "imagenet"], default="cifar",
+                         help="CIFAR-C (32x32) or ImageNet-C corruption parameters (default cifar)")
+    corrupt.add_argument("--seed", type=int, default=0)
+    corrupt.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
+    corrupt.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
+    corrupt.add_argument("--severities", default="1,2,3,4,5", help="comma-separated subset of 1..5")
     return parser
 
 
@@ -91,7 +102,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+def cmd_corrupt(args: argparse.Namespace) -> int:
+    from .cifar_c.generate import generate_test_set
+
+    names = args.corruptions.split(",") if args.corruptions else None
+    try:
+        severities = [int(s) for s in args.severities.split(",")]
+    except ValueError:
+        raise BenchError(f"--severities: expected comma-separated integers in 1..5, got {args.severities!r}") from None
+    meta = generate_test_set(args.dataset, args.data_root, args.out, args.params, args.seed, names, severities,
+                             args.workers)
+    print(f"{args.out}: {len(meta['corruptions'])} corruption(s) x {len(meta['severities'])} severities x "
+          f"{meta['images']} images in {meta['generation_seconds']:.1f} s")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "corrupt": cmd_corrupt}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,6 @@ from .base import EvalContext, Evaluation, ReportContext, Row
 
 EVALUATIONS: Registry[Evaluation] = Registry("evaluation")
 
-from . import adversarial, clean, inbetween, occlusion, ood  # noqa: E402,F401  (registration)
+from . import adversarial, clean, corruptions, inbetween, occlusion, ood  # noqa: E402,F401  (registration)
 
 __all__ = ["EVALUATIONS", "EvalContext", "Evaluation", "ReportContext", "Row"]

@@ -1,0 +1,171 @@
+"""Corruption robustness (Hendrycks & Dietterich, ICLR 2019): top-1 error on every (corruption,
+severity) cell of a CIFAR-C style set, from the official files or from a set generated once into the
+suite's cache, plus the summaries of `cifar_c.metrics`. Clean error is measured here too, so the
+relative error and the report section do not depend on the `clean` evaluation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from ..cifar_c.cache import cached_corruptions
+from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
+from ..cifar_c.generate import check_request, corruption_names, default_workers
+from ..cifar_c.metrics import CATEGORIES, summary_rows
+from ..data import Split
+from ..errors import BenchError
+from ..report import display_name, mean_std_table
+from . import EVALUATIONS
+from .base import EvalContext, Evaluation, ReportContext, Row
+from .clean import classification_metrics
+
+log = logging.getLogger("cutmix_bench")
+SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
+         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
+         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
+         "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle", "gaussian_blur": "G. blur",
+         "spatter": "Spatter", "saturate": "Saturate"}
+KEY = "evaluations.corruptions"
+
+
+@EVALUATIONS.register("corruptions")
+class Corruptions(Evaluation):
+    """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
+    `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache."""
+
+    title = "Corruption robustness (CIFAR-C)"
+
+    def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
+                 corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
+                 workers: int | None = None) -> None:
+        names = corruption_names() if corruptions is None else corruptions
+        self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.root = Path(root) if root else None
+        self.params, self.seed = params, seed
+        self.workers = workers or default_workers()
+
+    def run(self, ctx: EvalContext) -> list[Row]:
+        source, description = self.open(ctx)
+        labels = ctx.test.y
+        clean = classification_metrics(ctx.logits(ctx.test.x), labels)["top1_err"]
+        cells = [{"metric": "top1_err", "subset": c, "level": s,
+                  "value": classification_metrics(ctx.logits(source.images(c, s)), labels)["top1_err"]}
+                 for c in self.corruptions for s in self.severities]
+        rows = [{"metric": "clean_err", "value": clean}, *cells, *summary_rows(pd.DataFrame(cells), clean)]
+        return [{**row, "source": description} for row in rows]
+
+    def open(self, ctx: EvalContext) -> tuple[CorruptionDir, str]:
+        """The corrupted images of the run's test split and a one-line description of where from."""
+        labels, shape = ctx.test.y.numpy(), tuple(ctx.test.x.shape[1:3])
+        if self.root is not None and self.root.is_dir():
+            index = subset_rows(self.root, ctx)
+            return (open_corruption_dir(self.root, self.corruptions, self.severities, labels, shape, index),
+                    f"files in {self.root}")
+        if self.root is not None:
+            log.warning("%s.root: %s does not exist; generating the corruptions instead", KEY, self.root)
+        dataset = type(ctx.dataset).__name__.lower()
+        root = cached_corruptions(ctx.cache_dir, dataset, ctx.test.x.numpy(), labels, self.corruptions, self.params,
+                                  self.seed, self.workers)
+        return (open_corruption_dir(root, self.corruptions, self.severities, labels, shape),
+                f"generated, {self.params} parameters, seed {self.seed}")
+
+    @classmethod
+    def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
+        rows = rows.assign(key=[cell_key(r) for r in rows.itertuples()])
+        keys = set(rows["key"])
+        mean_key, mean_label, mean_text = mean_column(rows)
+        names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
+        main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
+                **{f"corruption_err:{c}": SHORT.get(c, c) for c in names}}
+        summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
+                   **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
+        summary = {k: v for k, v in summary.items() if k in keys}
+        levels = sorted(int(v) for v in rows.loc[rows["metric"] == "severity_err", "level"].dropna().unique())
+        sources = "; ".join(sorted(rows["source"].dropna().astype(str).unique())) if "source" in rows else "unknown"
+        parts = [
+            f"Top-1 error (%) on corrupted test images ({sources}). {mean_text} Corruption columns average their "
+            "severities; Rel. = corruption error minus clean error; the 4 extra corruptions (speckle noise, Gaussian "
+            "blur, spatter, saturate) are reported apart, never in the mean. Mean ± std over seeds.",
+            mean_std_table(rows, main, ctx.methods, column="key"),
+            "Summary by category:", mean_std_table(rows, summary, ctx.methods, column="key"),
+        ]
+        if levels:
+            severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
+            figure = severity_figure(rows, ctx, levels)
+            parts += ["Error by severity (mean over the evaluated benchmark corruptions):",
+                      mean_std_table(rows, severity, ctx.methods, column="key"),
+                      f"![error vs severity](figures/{figure.name})"]
+        return "\n\n".join(parts)
+
+
+def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
+    """(metric, column label, sentence defining it) of the mean over benchmark cells in `rows`."""
+    if (rows["metric"] == "mce").any():
+        return "mce", "mCE", ("mCE = plain mean error over the 15 benchmark corruptions x 5 severities (AugMix / "
+                              "RobustBench convention for CIFAR; no AlexNet normalisation).")
+    if (rows["metric"] == "mean_err").any():
+        cells = int(rows.loc[rows["metric"] == "mean_err", "cells"].max())
+        return "mean_err", f"Mean err ({cells} cells)", (f"Mean err = plain mean error over the {cells} evaluated "
+                                                         "benchmark (corruption, severity) cells, not the 15 x 5 mCE.")
+    return None, "", "No benchmark corruption was evaluated."
+
+
+def cell_key(row: object) -> str:
+    """`metric[:subset][:level]`, the column key used by the report tables."""
+    key = str(row.metric)
+    for extra in ("subset", "level"):
+        value = getattr(row, extra, None)
+        if value is not None and not pd.isna(value):
+            key += f":{int(value) if extra == 'level' else value}"
+    return key
+
+
+def subset_rows(root: Path, ctx: EvalContext) -> np.ndarray | None:
+    """Rows of each severity block that form the run's test split: None when the directory holds
+    exactly the split; else the split is `data.test_subset` of the full test set, re-drawn from the
+    run's config.yaml with the runner's own `Split.subset`."""
+    size, n = open_labels(root)[2], len(ctx.test)
+    if size == n:
+        return None
+    config = ctx.run_dir / "config.yaml"
+    data = yaml.safe_load(config.read_text()).get("data", {}) if config.is_file() else {}
+    if size < n or data.get("test_subset") != n:
+        raise BenchError(f"{KEY}.root: {root} holds {size} images per severity but the run's test split has {n}; "
+                         f"expected the full test set the split was drawn from")
+    positions = torch.arange(size)
+    return Split(positions, positions).subset(n, data.get("subset_seed", 0)).y.numpy()
+
+
+def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -> Path:
+    """Error vs severity per method (0 = clean), mean over seeds with the std as error bars."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 3.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for method in ctx.methods:
+        mine = rows[rows["method"] == method]
+        keys = ["clean_err"] + [f"severity_err:{s}" for s in levels]
+        stats = [mine.loc[mine["key"] == k, "value"].agg(["mean", "std"]) for k in keys]
+        axes.errorbar([0, *levels], [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
+                      for s in stats], marker="o", capsize=3, label=display_name(method))
+    axes.set_xticks([0, *levels], ["clean", *map(str, levels)])
+    axes.set_xlabel("severity")
+    axes.set_ylabel("top-1 error (%)")
+    axes.set_title("Mean over the evaluated benchmark corruptions", fontsize=9)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.figures_dir / "corruption_severity.png"
+    figure.savefig(path, dpi=120)
+    return path
