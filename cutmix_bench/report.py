@@ -28,26 +28,38 @@ def mean_std(values: pd.Series, digits: int = 2) -> str:
 def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
                    lower_is_better: bool = True, digits: int = 2) -> str:
     """Markdown table: one row per method (in `methods` order), one column per key of `columns`
-    (values of `rows[column]`, headed by the dict's values), cells mean +- std over runs."""
+    (values of `rows[column]`, headed by the dict's values), cells mean +- std over runs.
+
+    The best mean is bold; a mean within one std (the larger of the two) of the best gets "≈": that
+    difference is within seed noise."""
     header = ["Method"] + list(columns.values())
-    body, means = [], {}
-    for key in columns:
-        selected = rows[rows[column] == key].groupby("method")["value"]
-        means[key] = selected.mean()
-    best = {k: (m.min() if lower_is_better else m.max()) for k, m in means.items() if len(m)}
+    stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
+             for key in columns}
+    body = []
     for method in methods:
         line = [display_name(method)]
         for key in columns:
+            table = stats[key]
             values = rows[(rows[column] == key) & (rows["method"] == method)]["value"].dropna()
             if values.empty:
                 line.append("–")
                 continue
+            best = table["mean"].idxmin() if lower_is_better else table["mean"].idxmax()
             cell = mean_std(values, digits)
-            if len(methods) > 1 and round(values.mean(), digits) == round(best[key], digits):
+            if len(methods) > 1 and round(values.mean(), digits) == round(table.loc[best, "mean"], digits):
                 cell = f"**{cell}**"
+            elif within_noise(table.loc[method], table.loc[best]):
+                cell = f"{cell} ≈"
             line.append(cell)
         body.append(line)
     return tabulate(body, header, tablefmt="github", disable_numparse=True)
+
+
+def within_noise(a: pd.Series, b: pd.Series) -> bool:
+    """True when two methods' means differ by at most the larger of their stds (needs >= 2 seeds each)."""
+    if min(a["count"], b["count"]) < 2:
+        return False
+    return abs(a["mean"] - b["mean"]) <= max(a["std"], b["std"])
 
 
 def main_table(results: pd.DataFrame, methods: list[str]) -> str:
@@ -68,8 +80,9 @@ def header(suite: Suite, results: pd.DataFrame) -> str:
             f"({suite.train.schedule.name}), weight decay {suite.train.optimizer.weight_decay}; seeds {seeds} "
             f"({runs} finished runs).\n\n"
             f"All numbers are from the **last epoch** (not the best epoch on the test set), as mean ± sample std "
-            f"over seeds; a single seed shows the value alone. Best mean per column in bold; differences smaller "
-            f"than the std are within seed noise.\n")
+            f"over seeds; a single seed shows the value alone. Best mean per column in bold; ≈ marks a mean within "
+            f"one standard deviation of the best, a difference within seed noise (with one seed, noise cannot be "
+            f"judged).\n")
 
 
 def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: dict[str, str]) -> Path:
