@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
-        print(f"cutmix-bench: {len(failures)} run(s) failed: {', '.join(sorted(failures))}", file=sys.stderr)
+        print(f"cutmix-bench: {len(failures)} run(s) failed or unfinished: {', '.join(sorted(failures))}",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -10,6 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+UMASK = _umask()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file in the same directory, then rename it onto `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -17,6 +26,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from the rest of a shared cluster
+        with open(tmp, "rb+") as handle:  # on disk before the rename, so a power loss cannot leave it empty
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -94,7 +94,7 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
     parts = [header(suite, results)]
     if failures:
         lines = "\n".join(f"- `{run}`: {error}" for run, error in sorted(failures.items()))
-        parts.append(f"## Failed runs\n\nThese runs raised and are missing from the tables:\n\n{lines}\n")
+        parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
         parts.append(f"## Main results\n\n{main_table(results, methods)}\n")
         for name in suite.evaluations:

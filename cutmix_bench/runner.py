@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import multiprocessing
 import time
@@ -105,11 +106,12 @@ class EpochLog(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
         loss_sum, correct, seen = module.epoch_stats.tolist()
         test_acc = trainer.callback_metrics.get("test_acc")
+        validated = test_acc is not None and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0
         row = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(seen, 1),
                "train_acc": 100 * correct / max(seen, 1),
-               "test_acc": 100 * float(test_acc) if test_acc is not None else float("nan"),
+               "test_acc": 100 * float(test_acc) if validated else float("nan"),
                "lr": trainer.optimizers[0].param_groups[0]["lr"],
-               "seconds": time.perf_counter() - module.epoch_started}
+               "seconds": module.train_seconds}  # training batches only, not the per-epoch test pass
         frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
         write_csv(self.path, pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
         kill_point(f"epoch:{self.path.parent.name}:{trainer.current_epoch}")
@@ -137,11 +139,12 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     if last.exists():
         check_checkpoint(last, module.state_dict())
     trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator=device.type, devices=1, precision=precision(cfg.precision, device),
+        max_epochs=cfg.epochs, accelerator=device.type, devices=1 if device.index is None else [device.index],
+        precision=precision(cfg.precision, device),
         logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
         callbacks=[EpochLog(run_dir / "log.csv"), PeriodicCheckpoint(last, cfg.checkpoint_every)],
         check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
-        deterministic=device.type == "cpu",
+        deterministic=device.type == "cpu", benchmark=device.type == "cuda",
     )
     started = time.perf_counter()
     trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
@@ -156,8 +159,12 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
 
 
 def precision(choice: str, device: torch.device) -> str:
+    """Lightning's precision flag: `auto` is bf16 autocast on GPUs that support it, fp16 autocast (with
+    loss scaling) on older GPUs, fp32 on CPU."""
     if choice == "auto":
-        return "bf16-mixed" if device.type == "cuda" else "32-true"
+        if device.type != "cuda":
+            return "32-true"
+        return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
     return "bf16-mixed" if choice == "bf16" else "32-true"
 
 
@@ -189,7 +196,6 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=suite.eval_batch_size,
                       seed=run.seed, run_dir=run_dir, cache_dir=cache_dir,
-                      autocast=precision(suite.train.precision, device) == "bf16-mixed",
                       channels_last=suite.train.channels_last)
     rows = []
     for name, params in suite.evaluations.items():
@@ -204,9 +210,25 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     return rows
 
 
+def training_setup(suite: Suite, run: Run) -> str:
+    """What decides a run's trained model, as canonical JSON: a run folder must not be resumed or
+    reported under a different setup."""
+    train = suite.train.model_dump(mode="json", include={"epochs", "batch_size", "optimizer", "schedule", "precision"})
+    setup = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
+             "train": train, "method": suite.method_spec(run.method), "seed": run.seed}
+    return json.dumps(setup, sort_keys=True)
+
+
 def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:
     run_dir = out / "runs" / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.rglob(".*.tmp"):  # left by a kill during an atomic write; we hold the run lock
+        stale.unlink()
+    setup, setup_file = training_setup(suite, run), run_dir / "setup.json"
+    if setup_file.exists() and setup_file.read_text() != setup:
+        raise BenchError(f"{run_dir}: this run was started with another data / model / train / method setup; "
+                         f"use another output_dir, or delete the run folder to retrain it")
+    write_text(setup_file, setup)
     write_text(run_dir / "config.yaml", yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
     train_file = run_dir / "eval" / "train.csv"
     if not train_file.exists():
@@ -232,16 +254,19 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     per-run lock files."""
     out = output_dir(suite)
     check_writable(out)
-    device = select_device(suite.device)
+    select_device(suite.device)  # fail before starting workers
     runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs) as pool:
-            pool.starmap(work, [(suite.model_dump(), device.type == "cpu")] * jobs)
+            pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
     else:
-        work(suite.model_dump(), threads_one=False)
+        work(suite.model_dump())
     failures = {r.name: (out / "runs" / r.name / "FAILED").read_text().splitlines()[0] for r in runs
                 if (out / "runs" / r.name / "FAILED").exists() and not (out / "runs" / r.name / "DONE").exists()}
+    for r in runs:
+        if not (out / "runs" / r.name / "DONE").exists() and r.name not in failures:
+            failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
     results = collect_results(out, runs)
     write_csv(out / "results.csv", results)
     kill_point("report")
@@ -249,15 +274,19 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     return out, failures
 
 
-def work(suite_dump: dict, threads_one: bool) -> None:
-    """Train and evaluate every run that is neither finished nor locked by another process."""
+def work(suite_dump: dict, worker: int | None = None) -> None:
+    """Train and evaluate every run that is neither finished nor locked by another process.
+    A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count."""
     suite = Suite.model_validate(suite_dump)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
-    if threads_one:
+    out, device = output_dir(suite), select_device(suite.device)
+    if worker is not None and device.type == "cpu":
         torch.set_num_threads(1)
     elif suite.train.threads:
         torch.set_num_threads(suite.train.threads)
-    out, device = output_dir(suite), select_device(suite.device)
+    if worker is not None and device.type == "cuda":
+        device = torch.device("cuda", worker % torch.cuda.device_count())
+        torch.cuda.set_device(device)
     runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
     data = None
     for i, run in enumerate(runs, 1):

@@ -43,6 +43,7 @@ class Classifier(pl.LightningModule):
         torch.manual_seed(int(np.random.default_rng([self.seed, self.current_epoch, 2]).integers(2**62)))
         self.epoch_stats = torch.zeros(3, device=self.device)
         self.epoch_started = time.perf_counter()
+        self.train_seconds = 0.0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -50,14 +51,23 @@ class Classifier(pl.LightningModule):
         x, target = self.method(x, target, self.rng)
         logits = self.model(x)
         loss = soft_cross_entropy(logits, target)
-        if not torch.isfinite(loss):
-            raise BenchError(f"training diverged: non-finite loss {loss.item()} at epoch {self.current_epoch}, "
-                             f"step {batch_idx}; lower train.optimizer.lr")
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
             seen = torch.tensor(float(len(y)), device=self.device)
             self.epoch_stats += torch.stack([loss.detach() * len(y), correct.float(), seen])
+        self.check_finite(batch_idx)
         return loss
+
+    def check_finite(self, batch_idx: int) -> None:
+        """Stop a diverged run. Checked every 32 steps and at the epoch's last step (before its
+        checkpoint), as each check makes the CPU wait for the GPU."""
+        last = batch_idx == self.trainer.num_training_batches - 1
+        if (batch_idx % 32 == 31 or last) and not torch.isfinite(self.epoch_stats[0]):
+            raise BenchError(f"training diverged: non-finite loss by epoch {self.current_epoch}, step {batch_idx}; "
+                             f"lower train.optimizer.lr")
+
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        self.train_seconds = time.perf_counter() - self.epoch_started
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

@@ -140,11 +140,17 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    """A stale checkpoint fails its run (exit 1) with one log line naming the file, no traceback."""
+    """Rerunning a run folder under another setup fails that run (exit 1) with one log line, no
+    traceback: first the recorded setup differs; without that record, the checkpoint's shapes do."""
     suite = tiny_suite(tmp_path, methods={"baseline": {}}, train={"epochs": 1, "threads": 1, "batch_size": 64})
     assert main(["run", str(suite)]) == 0
-    (tmp_path / "out" / "runs" / "baseline-s0" / "DONE").unlink()
-    (tmp_path / "out" / "runs" / "baseline-s0" / "eval" / "train.csv").unlink()
+    run_dir = tmp_path / "out" / "runs" / "baseline-s0"
+    (run_dir / "DONE").unlink()
+    (run_dir / "eval" / "train.csv").unlink()
+    assert main(["run", str(suite), "--set", "model.params.width=4"]) == 1
+    assert "baseline-s0: this run was started with another" in capsys.readouterr().err + caplog.text
+    caplog.clear()
+    (run_dir / "setup.json").unlink()
     assert main(["run", str(suite), "--set", "model.params.width=4"]) == 1
     err = capsys.readouterr().err + caplog.text
     assert "last.ckpt: checkpoint is of another model" in err and "Traceback" not in err

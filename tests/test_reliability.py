@@ -103,10 +103,10 @@ def test_failed_run_is_isolated_and_reported(tmp_path: Path) -> None:
     assert "cutmix-s0 failed: BenchError" in result.stderr and "Traceback" not in result.stderr
     assert (out / "runs" / "baseline-s0" / "DONE").exists()
     report = (out / "report.md").read_text()
-    assert "## Failed runs" in report and "not a readable checkpoint" in report
+    assert "## Failed or unfinished runs" in report and "not a readable checkpoint" in report
     bad.unlink()
     assert run_cli(suite, out).returncode == 0
-    assert "Failed runs" not in (out / "report.md").read_text()
+    assert "unfinished runs" not in (out / "report.md").read_text()
     assert set(pd.read_csv(out / "results.csv")["run"]) == {"baseline-s0", "cutmix-s0"}
 
 

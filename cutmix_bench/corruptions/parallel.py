@@ -16,6 +16,7 @@ from multiprocessing.shared_memory import SharedMemory
 
 import cv2
 import numpy as np
+import torch
 
 from . import CHUNK_SIZE, SEVERITIES, _check, chunk_rng, corrupt
 
@@ -82,7 +83,9 @@ def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Seq
             yield name, np.concatenate([_chunk(name, s, k, int(seed), params, chunk_size)
                                         for s in SEVERITIES for k in chunks])
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # fork is cheapest, but unsafe in a process that has started CUDA (e.g. a suite's evaluation on GPU).
+    fork_ok = "fork" in multiprocessing.get_all_start_methods() and not torch.cuda.is_initialized()
+    context = multiprocessing.get_context("fork" if fork_ok else "spawn")
     in_flight: deque = deque()
     with context.Pool(workers, initializer=_init_worker, initargs=(images,)) as pool:
         try:

@@ -31,7 +31,7 @@ class _Cifar(Dataset):
         self._npz = Npz(self.root, self.num_classes) if npz_layout(self.root) else None
 
     def _load(self, split: str) -> Split:
-        if self._npz is not None:
+        if self._npz is not None and (self.root / f"{split}.npz").is_file():
             return self._npz.load(split)
         from torchvision import datasets
 

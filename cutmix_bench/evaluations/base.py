@@ -25,7 +25,10 @@ Row = dict[str, Any]
 
 @dataclass
 class EvalContext:
-    """A trained model in eval mode on `device`, its in-distribution data and where to put files."""
+    """A trained model in eval mode on `device`, its in-distribution data and where to put files.
+
+    Evaluation runs in float32 even when training used bf16: bf16 logits (steps of 0.06 near 10) turn
+    close calls into ties and shift NLL / ECE, so GPU and CPU numbers would differ."""
 
     model: nn.Module
     dataset: Dataset
@@ -35,7 +38,6 @@ class EvalContext:
     seed: int
     run_dir: Path
     cache_dir: Path
-    autocast: bool = False
     channels_last: bool = True
     mean: torch.Tensor = field(init=False)
     std: torch.Tensor = field(init=False)
@@ -49,8 +51,7 @@ class EvalContext:
         x = (x01 - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return self.model(x).float()
+        return self.model(x).float()
 
     def to_float(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """uint8 NHWC (CPU or device) -> float [0, 1] NCHW on the device."""

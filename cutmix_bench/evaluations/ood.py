@@ -9,7 +9,6 @@ report time and the numbers can be recomputed.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +107,6 @@ class OOD(Evaluation):
         return [parse_spec(item, f"{key}[{i}]") for i, item in enumerate(raw)]
 
     def run(self, ctx: EvalContext) -> list[Row]:
-        # float32 scoring: bf16 autocast would round close confidences into ties, as OpenOOD scores in fp32.
-        ctx = replace(ctx, autocast=False)
         data_root = getattr(ctx.dataset, "root", None)
         ood_root = Path(self.ood_root) if self.ood_root else Path(data_root).parent if data_root else None
         default_near, default_far = default_sets(ctx.dataset, ood_root)
