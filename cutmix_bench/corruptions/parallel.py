@@ -16,11 +16,10 @@ from multiprocessing.shared_memory import SharedMemory
 
 import cv2
 import numpy as np
-import torch
 
 from . import CHUNK_SIZE, SEVERITIES, _check, chunk_rng, corrupt
 
-_IMAGES: np.ndarray | None = None  # the clean images, inherited by forked workers / passed to spawned ones
+_IMAGES: np.ndarray | None = None  # the clean images of this worker process
 
 
 def _init(images: np.ndarray) -> None:
@@ -29,8 +28,7 @@ def _init(images: np.ndarray) -> None:
 
 
 def _init_worker(images: np.ndarray) -> None:
-    """Pool initializer: one OpenCV thread (its calls here are per image and tiny; a forked copy of a parent's
-    OpenCV thread pool is also best left unused)."""
+    """Pool initializer: one OpenCV thread (its calls here are per image and tiny)."""
     cv2.setNumThreads(1)
     _init(images)
 
@@ -83,9 +81,10 @@ def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Seq
             yield name, np.concatenate([_chunk(name, s, k, int(seed), params, chunk_size)
                                         for s in SEVERITIES for k in chunks])
         return
-    # fork is cheapest, but unsafe in a process that has started CUDA (e.g. a suite's evaluation on GPU).
-    fork_ok = "fork" in multiprocessing.get_all_start_methods() and not torch.cuda.is_initialized()
-    context = multiprocessing.get_context("fork" if fork_ok else "spawn")
+    # Never plain fork: a child forked from a parent whose OpenCV / OpenMP thread pools or CUDA are running
+    # can deadlock (seen: cv2.setNumThreads hanging in the child). A fork server starts from a clean process.
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                          else "spawn")
     in_flight: deque = deque()
     with context.Pool(workers, initializer=_init_worker, initargs=(images,)) as pool:
         try:
