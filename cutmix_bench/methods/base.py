@@ -51,6 +51,14 @@ def box_bounds(centre: np.ndarray, side: np.ndarray, size: int) -> tuple[np.ndar
     return np.clip(start, 0, size), np.clip(start + side, 0, size)
 
 
+def partners(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """`x[perm]` in x's memory format. `index_select` on the dense (NHWC for channels_last) layout is
+    several times faster on CPU than advanced indexing of a channels_last batch."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1).index_select(0, perm).permute(0, 3, 1, 2)
+    return x.index_select(0, perm)
+
+
 def box_mask(
     y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray, height: int, width: int, device: torch.device
 ) -> torch.Tensor:

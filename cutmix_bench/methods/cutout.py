@@ -34,4 +34,4 @@ class Cutout(Method):
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         mask = box_mask(*params["box"], x.shape[2], x.shape[3], x.device)
         mask &= torch.as_tensor(params["active"], device=x.device)[:, None, None, None]
-        return x.masked_fill(mask, 0.0), y
+        return x.clone().masked_fill_(mask, 0.0), y  # clone keeps channels_last; masked_fill would not
