@@ -108,7 +108,7 @@ def train_step_seconds(batch: int, steps: int) -> float:
     return float(np.median(seconds[1:]))
 
 
-def main(argv: list[str] | None = None) -> list[timing.Ratio]:
+def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
     args.add_argument("--batch-size", type=int, default=128)
     args.add_argument("--calls", type=int, default=20, help="calls per timed measurement")
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> list[timing.Ratio]:
     y = torch.randint(0, CLASSES, (opts.batch_size,), generator=generator)
     step = train_step_seconds(opts.batch_size, opts.steps)
     print(f"   ResNet-18 train step at batch {opts.batch_size}: {step:.3f} s (median of {opts.steps})")
-    ratios = []
+    results = []
     for group, contenders in groups(x, y, opts.calls).items():
         print(f"-- {group}")
         timings = timing.interleaved(contenders, repeats)
@@ -134,12 +134,12 @@ def main(argv: list[str] | None = None) -> list[timing.Ratio]:
         print(f"   project: {1e6 * per_batch['project']:.0f} us per batch")
         for name in list(timings)[1:]:
             goal = 5.0 if "per sample" in group else None
-            ratios.append(timing.Ratio(f"mixing.{key}.speedup_vs_{name.split()[0].lower()}",
+            results.append(timing.Result(f"mixing.{key}.speedup_vs_{name.split()[0].lower()}",
                                        per_batch[name] / per_batch["project"], at_least=goal))
-        ratios.append(timing.Ratio(f"mixing.{key}.share_of_resnet18_step", per_batch["project"] / step,
+        results.append(timing.Result(f"mixing.{key}.share_of_resnet18_step", per_batch["project"] / step,
                                    at_most=0.01))
-    timing.print_ratios(ratios)
-    return ratios
+    timing.print_results(results)
+    return results
 
 
 if __name__ == "__main__":

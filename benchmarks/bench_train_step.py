@@ -141,7 +141,7 @@ def synthetic(images: int, seed: int) -> tuple:
     return dataset, dataset.load("train"), dataset.load("test")
 
 
-def main(argv: list[str] | None = None) -> list[timing.Ratio]:
+def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
     args.add_argument("--images", type=int, default=2048, help="training images (synthetic, 100 classes)")
     args.add_argument("--epochs", type=int, default=2)
@@ -169,14 +169,14 @@ def main(argv: list[str] | None = None) -> list[timing.Ratio]:
     project_name, bare_name, classic_name, official_name = contenders
     timing.print_timings(timings, reference=bare_name)
     rate = {name: t.rate for name, t in timings.items()}
-    ratios = [
-        timing.Ratio("train_step.project_vs_bare_loop", rate[project_name] / rate[bare_name], at_least=0.9),
-        timing.Ratio("train_step.project_vs_classic_dataloader", rate[project_name] / rate[classic_name],
+    results = [
+        timing.Result("train_step.project_vs_bare_loop", rate[project_name] / rate[bare_name], at_least=0.9),
+        timing.Result("train_step.project_vs_classic_dataloader", rate[project_name] / rate[classic_name],
                      at_least=1.2),
-        timing.Ratio("train_step.project_vs_classic_as_official", rate[project_name] / rate[official_name]),
+        timing.Result("train_step.project_vs_classic_as_official", rate[project_name] / rate[official_name]),
     ]
-    timing.print_ratios(ratios)
-    return ratios
+    timing.print_results(results)
+    return results
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ class Timing:
 
 
 @dataclass
-class Ratio:
-    """A named ratio with an optional goal (`at_least` or `at_most`)."""
+class Result:
+    """A named figure (a ratio, a rate or a share) with an optional goal (`at_least` or `at_most`)."""
 
     label: str
     value: float
@@ -113,8 +113,8 @@ def print_timings(timings: dict[str, Timing], reference: str, unit: str = "image
         print(f"   {name:<{width}}  {timing.median:9.4f}  {spread:>15}  {timing.rate:11.1f}  {relative:.3f}")
 
 
-def print_ratios(ratios: list[Ratio]) -> None:
-    """`ratio <label> = <value> (goal ...: met)` lines, the lines the README table is built from."""
-    for ratio in ratios:
-        verdict = "" if ratio.met is None else f"  (goal {ratio.goal}: {'met' if ratio.met else 'NOT met'})"
-        print(f"ratio {ratio.label} = {ratio.value:.3f}{verdict}")
+def print_results(results: list[Result]) -> None:
+    """`result <label> = <value> (goal ...: met)` lines, the lines docs/performance.md is built from."""
+    for result in results:
+        verdict = "" if result.met is None else f"  (goal {result.goal}: {'met' if result.met else 'NOT met'})"
+        print(f"result {result.label} = {result.value:.4g}{verdict}")
