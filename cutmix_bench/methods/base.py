@@ -51,6 +51,12 @@ def box_bounds(centre: np.ndarray, side: np.ndarray, size: int) -> tuple[np.ndar
     return np.clip(start, 0, size), np.clip(start + side, 0, size)
 
 
+def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A host array on the device without a stream synchronisation: a blocking host-to-GPU copy waits
+    for every queued kernel, which would stall the GPU once per batch and per parameter."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device, dtype, non_blocking=True)
+
+
 def partners(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """`x[perm]` in x's memory format. `index_select` on the dense (NHWC for channels_last) layout is
     several times faster on CPU than advanced indexing of a channels_last batch."""
@@ -63,7 +69,7 @@ def box_mask(
     y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray, height: int, width: int, device: torch.device
 ) -> torch.Tensor:
     """Boolean masks [B, 1, H, W], true inside each box [y0, y1) x [x0, x1)."""
-    bounds = torch.as_tensor(np.stack([y0, y1, x0, x1], axis=1), device=device)
+    bounds = to_device(np.stack([y0, y1, x0, x1], axis=1), device)
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
     inside_rows = (rows >= bounds[:, 0:1]) & (rows < bounds[:, 1:2])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .base import Method, box_bounds, box_mask, check_mode, check_positive, check_probability, partners
+from .base import Method, box_bounds, box_mask, check_mode, check_positive, check_probability, partners, to_device
 
 
 @METHODS.register("cutmix")
@@ -39,12 +39,12 @@ class CutMix(Method):
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[2], x.shape[3]
         y0, y1, x0, x1 = params["box"]
-        perm = torch.as_tensor(params["perm"], device=x.device)
+        perm = to_device(params["perm"], x.device)
         if all((b == b[0]).all() for b in params["box"]):  # one box for the batch: copy only the box
             mixed_x = x.clone()
             mixed_x[:, :, y0[0]:y1[0], x0[0]:x1[0]] = x[perm, :, y0[0]:y1[0], x0[0]:x1[0]]
         else:
             mixed_x = torch.where(box_mask(y0, y1, x0, x1, height, width, x.device), partners(x, perm), x)
-        pasted = torch.as_tensor((y1 - y0) * (x1 - x0), device=x.device).to(y.dtype) / (height * width)
+        pasted = to_device((y1 - y0) * (x1 - x0), x.device, y.dtype) / (height * width)
         keep = (1 - pasted)[:, None]
         return mixed_x, y * keep + y[perm] * (1 - keep)
