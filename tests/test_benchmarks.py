@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,37 @@ def test_run_all_rejects_an_unknown_script() -> None:
     done = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--only", "bench_nothing"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "no benchmark named ['bench_nothing']" in done.stderr
+
+
+# The fast-path changes the benchmarks led to must not change a single output value.
+
+@pytest.mark.parametrize("name, params", [("cutmix", {"mode": "batch"}), ("cutmix", {"mode": "elem", "prob": 0.5}),
+                                          ("cutmix", {"prob": 0.0}), ("mixup", {"mode": "elem"}), ("mixup", {}),
+                                          ("cutout", {"prob": 0.5})])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_methods_match_the_plain_formulas_and_keep_the_memory_format(name: str, params: dict,
+                                                                     channels_last: bool) -> None:
+    from cutmix_bench.methods import create_method
+    from cutmix_bench.methods.base import box_mask
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 8, 8, 3, generator=generator).permute(0, 3, 1, 2)  # channels_last, as BatchLoader gives
+    x = x if channels_last else x.contiguous()
+    y = torch.nn.functional.one_hot(torch.randint(0, 5, (16,), generator=generator), 5).float()
+    method = create_method(name, **params)
+    p = method.sample(16, 8, 8, np.random.default_rng(1))
+    mixed_x, mixed_y = method.apply(x, y, p)
+    perm = torch.as_tensor(p.get("perm", np.arange(16)))
+    if name == "cutmix":  # the general mask formula, for one shared box as well as per-sample boxes
+        mask = box_mask(*p["box"], 8, 8, x.device)
+        keep = 1 - mask.sum(dim=(1, 2, 3)).float()[:, None] / 64
+        expected = torch.where(mask, x[perm], x), y * keep + y[perm] * (1 - keep)
+    elif name == "mixup":
+        lam = torch.as_tensor(p["lam"], dtype=x.dtype)
+        expected = (x * lam[:, None, None, None] + x[perm] * (1 - lam[:, None, None, None]),
+                    y * lam[:, None] + y[perm] * (1 - lam[:, None]))
+    else:
+        mask = box_mask(*p["box"], 8, 8, x.device) & torch.as_tensor(p["active"])[:, None, None, None]
+        expected = x.masked_fill(mask, 0.0), y
+    assert torch.equal(mixed_x, expected[0]) and torch.equal(mixed_y, expected[1])
+    assert mixed_x.is_contiguous(memory_format=torch.channels_last) == channels_last
