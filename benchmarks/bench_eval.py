@@ -40,7 +40,7 @@ def context(images: int, batch: int, run_dir: Path) -> EvalContext:
 
 def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
-    args.add_argument("--images", type=int, default=1000, help="clean test images N (corrupted set: 5N)")
+    args.add_argument("--images", type=int, default=512, help="clean test images N (corrupted set: 5N)")
     args.add_argument("--batch-size", type=int, default=1024, help="evaluation batch size (suite default 1024)")
     opts = args.parse_args(argv)
     if opts.quick:

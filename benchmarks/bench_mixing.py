@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
     args.add_argument("--batch-size", type=int, default=128)
     args.add_argument("--calls", type=int, default=20, help="calls per timed measurement")
-    args.add_argument("--steps", type=int, default=3, help="timed ResNet-18 steps (median)")
+    args.add_argument("--steps", type=int, default=2, help="timed ResNet-18 steps (median)")
     opts = args.parse_args(argv)
     if opts.quick:
         opts.batch_size, opts.calls, opts.steps = 16, 2, 1

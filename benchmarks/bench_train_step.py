@@ -143,7 +143,7 @@ def synthetic(images: int, seed: int) -> tuple:
 
 def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
-    args.add_argument("--images", type=int, default=2048, help="training images (synthetic, 100 classes)")
+    args.add_argument("--images", type=int, default=1536, help="training images (synthetic, 100 classes)")
     args.add_argument("--epochs", type=int, default=2)
     args.add_argument("--batch-size", type=int, default=128)
     opts = args.parse_args(argv)
