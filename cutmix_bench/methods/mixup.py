@@ -31,6 +31,7 @@ class Mixup(Method):
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         perm = to_device(params["perm"], x.device)
         lam = to_device(params["lam"], x.device, x.dtype)
-        mixed_x = x * lam[:, None, None, None] + partners(x, perm) * (1 - lam[:, None, None, None])
+        # In place on fresh temporaries: the same arithmetic as x*lam + x[perm]*(1-lam), half the allocations.
+        mixed_x = (x * lam[:, None, None, None]).add_(partners(x, perm).mul_(1 - lam[:, None, None, None]))
         lam_y = lam.to(y.dtype)[:, None]
         return mixed_x, y * lam_y + y[perm] * (1 - lam_y)
