@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     results = [timing.Result(f"eval.clean_images_per_second_batch{opts.batch_size}", timings[clean].rate),
                timing.Result(f"eval.clean_images_per_second_batch{SMALL_BATCH}", timings[clean_small].rate),
               timing.Result("eval.corrupted_mmap_images_per_second", timings[mapped].rate),
-              timing.Result("eval.mmap_vs_in_memory", timings[mapped].rate / timings[loaded].rate, at_least=0.9)]
+              timing.Result("eval.mmap_vs_in_memory", timing.paired_ratio(timings, mapped, loaded), at_least=0.9)]
     timing.print_results(results)
     return results
 

@@ -2,8 +2,9 @@
 
 On a shared, noisy host a single timing says little, so every benchmark runs its contenders in one
 process, interleaved (A B C, then C B A, ...: alternating the order cancels slow drifts of the host
-load), and reports the median over repeats. A contender is a function that does its work once and
-returns how many items (images) it processed; its rate is items / median seconds.
+load), and reports the median over repeats; ratios are medians of per-round ratios. A contender is
+a function that does its work once and returns how many items (images) it processed; its rate is
+items / median seconds.
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def interleaved(contenders: dict[str, Contender], repeats: int, warmup: int = 1,
                 raise ValueError(f"contender {name!r} processed {items} items, earlier {timings[name].items}")
             timings[name].seconds.append(elapsed)
     return timings
+
+
+def paired_ratio(timings: dict[str, Timing], numerator: str, denominator: str) -> float:
+    """Median over rounds of rate(numerator) / rate(denominator) in the same round: neighbours in time
+    see the same host load, so the pairing cancels most of it."""
+    a, b = timings[numerator], timings[denominator]
+    return statistics.median((a.items / sa) / (b.items / sb) for sa, sb in zip(a.seconds, b.seconds))
 
 
 def parser(description: str) -> argparse.ArgumentParser:
