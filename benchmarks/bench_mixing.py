@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     args.add_argument("--steps", type=int, default=2, help="timed ResNet-18 steps (median)")
     opts = args.parse_args(argv)
     if opts.quick:
-        opts.batch_size, opts.calls, opts.steps = 16, 2, 1
+        opts.batch_size, opts.calls, opts.steps = 8, 2, 1
     repeats = opts.repeats or (1 if opts.quick else 5)
     timing.setup(f"mixing: batch {opts.batch_size}x3x32x32 float, {CLASSES} classes, {opts.calls} calls per "
                  "measurement", opts.threads, repeats)

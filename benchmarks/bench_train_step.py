@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     args.add_argument("--batch-size", type=int, default=128)
     opts = args.parse_args(argv)
     if opts.quick:
-        opts.images, opts.epochs, opts.batch_size = 256, 1, 64
+        opts.images, opts.epochs, opts.batch_size = 96, 1, 32
     repeats = opts.repeats or (1 if opts.quick else 5)
     timing.setup(f"training: {MODEL}, {opts.images} images x {opts.epochs} epochs, batch {opts.batch_size}, "
                  "CutMix every batch", opts.threads, repeats)
