@@ -40,12 +40,12 @@ def context(images: int, batch: int, run_dir: Path) -> EvalContext:
 
 def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
-    args.add_argument("--images", type=int, default=512, help="clean test images N (corrupted set: 5N)")
+    args.add_argument("--images", type=int, default=384, help="clean test images N (corrupted set: 5N)")
     args.add_argument("--batch-size", type=int, default=1024, help="evaluation batch size (suite default 1024)")
     opts = args.parse_args(argv)
     if opts.quick:
         opts.images, opts.batch_size = 64, 32
-    repeats = opts.repeats or (1 if opts.quick else 3)
+    repeats = opts.repeats or (1 if opts.quick else 5)
     timing.setup(f"evaluation: resnet8, {opts.images} clean / {SEVERITIES * opts.images} corrupted images, "
                  f"batch {opts.batch_size}", opts.threads, repeats)
     with tempfile.TemporaryDirectory() as tmp:
