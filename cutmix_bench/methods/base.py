@@ -75,3 +75,17 @@ def box_mask(
     inside_rows = (rows >= bounds[:, 0:1]) & (rows < bounds[:, 1:2])
     inside_cols = (cols >= bounds[:, 2:3]) & (cols < bounds[:, 3:4])
     return (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
+
+
+def paste_boxes(x: torch.Tensor, source: torch.Tensor, y0: np.ndarray, y1: np.ndarray, x0: np.ndarray,
+                x1: np.ndarray) -> torch.Tensor:
+    """`x` with the box [y0, y1) x [x0, x1) of each image taken from `source` (same shape and layout).
+
+    For a channels_last batch the mask is built over the NHWC storage at [B, H, W*C] resolution: a mask
+    broadcast over the innermost (channel) dimension makes `torch.where` about twice as slow on a CPU."""
+    batch, channels, height, width = x.shape
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.where(box_mask(y0, y1, x0, x1, height, width, x.device), source, x)
+    mask = box_mask(y0, y1, x0 * channels, x1 * channels, height, width * channels, x.device)[:, 0]
+    rows = [t.permute(0, 2, 3, 1).reshape(batch, height, width * channels) for t in (source, x)]
+    return torch.where(mask, *rows).view(batch, height, width, channels).permute(0, 3, 1, 2)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .base import Method, box_bounds, box_mask, check_mode, check_positive, check_probability, partners, to_device
+from .base import Method, box_bounds, check_mode, check_positive, check_probability, partners, paste_boxes, to_device
 
 
 @METHODS.register("cutmix")
@@ -44,7 +44,7 @@ class CutMix(Method):
             mixed_x = x.clone()
             mixed_x[:, :, y0[0]:y1[0], x0[0]:x1[0]] = x[perm, :, y0[0]:y1[0], x0[0]:x1[0]]
         else:
-            mixed_x = torch.where(box_mask(y0, y1, x0, x1, height, width, x.device), partners(x, perm), x)
+            mixed_x = paste_boxes(x, partners(x, perm), y0, y1, x0, x1)
         pasted = to_device((y1 - y0) * (x1 - x0), x.device, y.dtype) / (height * width)
         keep = (1 - pasted)[:, None]
         return mixed_x, y * keep + y[perm] * (1 - keep)
