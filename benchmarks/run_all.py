@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Scripts not built on timing.parser take neither --quick nor --threads (OMP_NUM_THREADS still applies):
+# the options that stand for --quick.
+OWN_OPTIONS = {"bench_corruptions": ["--images", "2"]}
 
 
 def scripts(only: list[str]) -> list[Path]:
@@ -30,7 +33,11 @@ def run(script: Path, quick: bool, threads: int) -> tuple[int, list[str], float]
     """Exit code, `result` lines and seconds of one script; its output is streamed as it comes."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, str(script), "--threads", str(threads)] + (["--quick"] if quick else [])
+    if script.stem in OWN_OPTIONS:
+        options = OWN_OPTIONS[script.stem] if quick else []
+    else:
+        options = ["--threads", str(threads)] + (["--quick"] if quick else [])
+    command = [sys.executable, str(script), *options]
     start, results = time.perf_counter(), []
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
         for line in process.stdout:

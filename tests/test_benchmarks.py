@@ -142,3 +142,13 @@ def test_methods_match_the_plain_formulas_and_keep_the_memory_format(name: str, 
         expected = x.masked_fill(mask, 0.0), y
     assert torch.equal(mixed_x, expected[0]) and torch.equal(mixed_y, expected[1])
     assert mixed_x.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_run_all_passes_its_options_only_to_scripts_built_on_timing(tmp_path: Path) -> None:
+    run_all = load("run_all")
+    for name in ("bench_corruptions", "bench_new"):
+        script = tmp_path / f"{name}.py"
+        script.write_text("import sys\nprint('result args =', *sys.argv[1:])\n")
+        code, results, _ = run_all.run(script, quick=True, threads=2)
+        expected = "--images 2" if name == "bench_corruptions" else "--threads 2 --quick"
+        assert code == 0 and results == [f"args = {expected}"]
