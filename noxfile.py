@@ -1,4 +1,5 @@
-"""nox sessions: tests, lint, smoke (the smoke suite end to end). CI runs tests and lint."""
+"""nox sessions: tests, lint, smoke (the smoke suite end to end), bench (side-by-side benchmarks).
+CI runs tests and lint."""
 
 import nox
 
@@ -17,7 +18,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "cutmix_bench", "tests", "noxfile.py")
+    session.run("ruff", "check", "cutmix_bench", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session
@@ -25,3 +26,11 @@ def smoke(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("-e", ".")
     session.run("cutmix-bench", "run", "suites/smoke.yaml", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """All benchmarks/bench_*.py; pass options after --, e.g. `nox -s bench -- --threads 2` or `-- --quick`."""
+    session.install(*TORCH)
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)

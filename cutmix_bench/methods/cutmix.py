@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .base import Method, box_bounds, box_mask, check_mode, check_positive, check_probability
+from .base import Method, box_bounds, check_mode, check_positive, check_probability, partners, paste_boxes, to_device
 
 
 @METHODS.register("cutmix")
@@ -38,9 +38,13 @@ class CutMix(Method):
 
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[2], x.shape[3]
-        mask = box_mask(*params["box"], height, width, x.device)
-        perm = torch.as_tensor(params["perm"], device=x.device)
-        mixed_x = torch.where(mask, x[perm], x)
-        pasted = mask.sum(dim=(1, 2, 3)).to(y.dtype) / (height * width)
+        y0, y1, x0, x1 = params["box"]
+        perm = to_device(params["perm"], x.device)
+        if all((b == b[0]).all() for b in params["box"]):  # one box for the batch: copy only the box
+            mixed_x = x.clone()
+            mixed_x[:, :, y0[0]:y1[0], x0[0]:x1[0]] = x[perm, :, y0[0]:y1[0], x0[0]:x1[0]]
+        else:
+            mixed_x = paste_boxes(x, partners(x, perm), y0, y1, x0, x1)
+        pasted = to_device((y1 - y0) * (x1 - x0), x.device, y.dtype) / (height * width)
         keep = (1 - pasted)[:, None]
         return mixed_x, y * keep + y[perm] * (1 - keep)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .base import Method, box_bounds, box_mask, check_probability
+from .base import Method, box_bounds, box_mask, check_probability, to_device
 
 
 @METHODS.register("cutout")
@@ -33,5 +33,5 @@ class Cutout(Method):
 
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         mask = box_mask(*params["box"], x.shape[2], x.shape[3], x.device)
-        mask &= torch.as_tensor(params["active"], device=x.device)[:, None, None, None]
-        return x.masked_fill(mask, 0.0), y
+        mask &= to_device(params["active"], x.device)[:, None, None, None]
+        return x.clone().masked_fill_(mask, 0.0), y  # clone keeps channels_last; masked_fill would not
