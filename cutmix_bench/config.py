@@ -81,7 +81,7 @@ class Suite(Strict):
     output_dir: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     jobs: int = Field(1, gt=0)
-    eval_batch_size: int = Field(1024, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
 
     @field_validator("methods", "evaluations", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .data import Split
+from .methods.base import to_device
 
 
 class EpochSeed:
@@ -39,9 +40,9 @@ def crop_flip(x: torch.Tensor, rng: np.random.Generator, pad: int = 4) -> torch.
     """Random crop with zero padding `pad` and random horizontal flip of a uint8 NHWC batch."""
     batch, height, width, _ = x.shape
     padded = torch.nn.functional.pad(x, (0, 0, pad, pad, pad, pad))
-    oy = torch.as_tensor(rng.integers(0, 2 * pad + 1, batch), device=x.device)
-    ox = torch.as_tensor(rng.integers(0, 2 * pad + 1, batch), device=x.device)
-    flip = torch.as_tensor(rng.random(batch) < 0.5, device=x.device)
+    oy = to_device(rng.integers(0, 2 * pad + 1, batch), x.device)
+    ox = to_device(rng.integers(0, 2 * pad + 1, batch), x.device)
+    flip = to_device(rng.random(batch) < 0.5, x.device)
     cols = torch.arange(width, device=x.device)
     cols = torch.where(flip[:, None], width - 1 - cols, cols) + ox[:, None]
     rows = torch.arange(height, device=x.device) + oy[:, None]
@@ -72,7 +73,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         rng = self.sampler.rng()
-        order = torch.as_tensor(rng.permutation(len(self.y)), device=self.y.device) if self.train else None
+        order = to_device(rng.permutation(len(self.y)), self.y.device) if self.train else None
         for i in range(len(self)):
             index = slice(i * self.batch_size, (i + 1) * self.batch_size)
             if order is None:

@@ -53,7 +53,7 @@ class Classifier(pl.LightningModule):
         loss = soft_cross_entropy(logits, target)
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
-            seen = torch.tensor(float(len(y)), device=self.device)
+            seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
             self.epoch_stats += torch.stack([loss.detach() * len(y), correct.float(), seen])
         self.check_finite(batch_idx)
         return loss
