@@ -46,9 +46,9 @@ def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[st
                 continue
             best = table["mean"].idxmin() if lower_is_better else table["mean"].idxmax()
             cell = mean_std(values, digits)
-            if len(methods) > 1 and round(values.mean(), digits) == round(table.loc[best, "mean"], digits):
+            if len(table) > 1 and round(values.mean(), digits) == round(table.loc[best, "mean"], digits):
                 cell = f"**{cell}**"
-            elif within_noise(table.loc[method], table.loc[best]):
+            elif len(table) > 1 and within_noise(table.loc[method], table.loc[best]):
                 cell = f"{cell} ≈"
             line.append(cell)
         body.append(line)

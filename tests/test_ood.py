@@ -352,8 +352,9 @@ def test_set_roots_inside_lists_are_resolved_against_the_suite_file(tmp_path: Pa
 
     suite_file = tmp_path / "suites" / "s.yaml"
     suite_file.parent.mkdir()
-    text = (REPO / "suites" / "smoke.yaml").read_text().replace(
-        "  clean: {}", "  clean: {}\n  ood: {near: [{name: cifar10, root: ../data/c10}], far: [uniform], ood_root: x}")
+    smoke = (REPO / "suites" / "smoke.yaml").read_text()
+    text = smoke[:smoke.index("evaluations:")] + (
+        "evaluations:\n  ood: {near: [{name: cifar10, root: ../data/c10}], far: [uniform], ood_root: x}\n")
     suite_file.write_text(text)
     suite = load_suite(suite_file)
     assert suite.evaluations["ood"]["near"][0]["root"] == str(tmp_path / "suites" / "../data/c10")

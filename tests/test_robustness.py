@@ -31,7 +31,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> EvalContext:
     """A tiny CNN trained for a few seconds on 16x16 synthetic data (4 classes), in eval mode."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    data = Synthetic(num_classes=4, train_size=800, test_size=200, size=SIDE, seed=0)
+    data = Synthetic(num_classes=4, train_size=800, test_size=200, size=SIDE, separation=0.5, seed=0)  # easy
     train, test = data.load("train"), data.load("test")
     model = create_model("tiny", data.num_classes, width=8)
     mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)

@@ -21,6 +21,7 @@ from ..cifar_c.metrics import CATEGORIES, summary_rows
 from ..data import Split
 from ..errors import BenchError
 from ..report import display_name, mean_std_table
+from ..robustness.budget import check_max_images, scored_positions
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, ReportContext, Row
 from .clean import classification_metrics
@@ -37,14 +38,17 @@ KEY = "evaluations.corruptions"
 @EVALUATIONS.register("corruptions")
 class Corruptions(Evaluation):
     """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
-    `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache."""
+    `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache.
+    `max_images`: test images scored (seeded subset; default all on a GPU, 1000 on CPU, where the
+    95 x 10,000 images of a full set would take an hour per run)."""
 
     title = "Corruption robustness (CIFAR-C)"
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
                  corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, max_images: int | None = None) -> None:
         names = corruption_names() if corruptions is None else corruptions
+        self.max_images = check_max_images(max_images)
         self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -53,26 +57,32 @@ class Corruptions(Evaluation):
         self.workers = workers or default_workers()
 
     def run(self, ctx: EvalContext) -> list[Row]:
-        source, description = self.open(ctx)
-        labels = ctx.test.y
-        clean = classification_metrics(ctx.logits(ctx.test.x), labels)["top1_err"]
+        positions = scored_positions(len(ctx.test), self.max_images, ctx.device.type)
+        test = ctx.test if positions is None else Split(ctx.test.x[positions], ctx.test.y[positions])
+        source, description = self.open(ctx, test, positions)
+        description += f", {len(test)} test images"
+        labels = test.y
+        clean = classification_metrics(ctx.logits(test.x), labels)["top1_err"]
         cells = [{"metric": "top1_err", "subset": c, "level": s,
                   "value": classification_metrics(ctx.logits(source.images(c, s)), labels)["top1_err"]}
                  for c in self.corruptions for s in self.severities]
         rows = [{"metric": "clean_err", "value": clean}, *cells, *summary_rows(pd.DataFrame(cells), clean)]
         return [{**row, "source": description} for row in rows]
 
-    def open(self, ctx: EvalContext) -> tuple[CorruptionDir, str]:
-        """The corrupted images of the run's test split and a one-line description of where from."""
-        labels, shape = ctx.test.y.numpy(), tuple(ctx.test.x.shape[1:3])
+    def open(self, ctx: EvalContext, test: Split, positions: np.ndarray | None) -> tuple[CorruptionDir, str]:
+        """The corrupted images of `test` (the run's test split at `positions`, None = all) and a one-line
+        description of where from."""
+        labels, shape = test.y.numpy(), tuple(test.x.shape[1:3])
         if self.root is not None and self.root.is_dir():
             index = subset_rows(self.root, ctx)
+            if positions is not None:
+                index = positions if index is None else index[positions]
             return (open_corruption_dir(self.root, self.corruptions, self.severities, labels, shape, index),
                     f"files in {self.root}")
         if self.root is not None:
             log.warning("%s.root: %s does not exist; generating the corruptions instead", KEY, self.root)
         dataset = type(ctx.dataset).__name__.lower()
-        root = cached_corruptions(ctx.cache_dir, dataset, ctx.test.x.numpy(), labels, self.corruptions, self.params,
+        root = cached_corruptions(ctx.cache_dir, dataset, test.x.numpy(), labels, self.corruptions, self.params,
                                   self.seed, self.workers)
         return (open_corruption_dir(root, self.corruptions, self.severities, labels, shape),
                 f"generated, {self.params} parameters, seed {self.seed}")

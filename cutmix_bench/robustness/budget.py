@@ -3,6 +3,8 @@ CPU unless the suite says otherwise. The subset seed is fixed, so every run scor
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..data import Split
 
 CPU_DEFAULT_IMAGES = 1000
@@ -16,9 +18,17 @@ def check_max_images(max_images: int | None) -> int | None:
     return max_images
 
 
-def scored_split(test: Split, max_images: int | None, device_type: str) -> Split:
-    """`max_images` seeded random test images (rows of the shared files are grouped by class); None means
-    all of them on a GPU and `CPU_DEFAULT_IMAGES` on CPU. The full set keeps its order."""
+def scored_positions(n: int, max_images: int | None, device_type: str) -> np.ndarray | None:
+    """Positions of `max_images` seeded random test images out of `n` (rows of the shared files are grouped
+    by class), or None for all of them; `max_images` None means all on a GPU, `CPU_DEFAULT_IMAGES` on CPU."""
     if max_images is None and device_type == "cpu":
         max_images = CPU_DEFAULT_IMAGES
-    return test.subset(max_images, SUBSET_SEED)
+    if max_images is None or max_images >= n:
+        return None
+    return np.random.default_rng(SUBSET_SEED).permutation(n)[:max_images]
+
+
+def scored_split(test: Split, max_images: int | None, device_type: str) -> Split:
+    """The test images `scored_positions` picks; the full set keeps its order."""
+    positions = scored_positions(len(test), max_images, device_type)
+    return test if positions is None else Split(test.x[positions], test.y[positions])
