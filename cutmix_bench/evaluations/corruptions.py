@@ -39,8 +39,8 @@ KEY = "evaluations.corruptions"
 class Corruptions(Evaluation):
     """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
     `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache.
-    `max_images`: test images scored (seeded subset; default all on a GPU, 1000 on CPU, where the
-    95 x 10,000 images of a full set would take an hour per run)."""
+    `max_images`: test images scored (seeded subset; default all on a GPU, the CPU budget of
+    `robustness.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
 
     title = "Corruption robustness (CIFAR-C)"
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from ..errors import BenchError
+from ..robustness.budget import default_count
 from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_rates
 from ..robustness.occlusion import default_sizes
 from ..robustness.reporting import level_table, new_figure, plot_curves, save_figure, settings
@@ -21,6 +22,7 @@ STYLES = {"mixup": ("Mixup", "λ"), "cutmix": ("CutMix", "s")}  # subset: (displ
 METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P(neither) (%)"}
 DEFAULT_LAMS = [k / 10 for k in range(11)]
 
+GPU_PAIRS = 1000
 
 @EVALUATIONS.register("inbetween")
 class InBetween(Evaluation):
@@ -28,10 +30,11 @@ class InBetween(Evaluation):
 
     title = "In-between class"
 
-    def __init__(self, pairs: int = 1000, lams: list[float] | None = None, sizes: list[int] | None = None,
+    def __init__(self, pairs: int | None = None, lams: list[float] | None = None, sizes: list[int] | None = None,
                  seed: int = 0) -> None:
-        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
-            raise ValueError(f"pairs must be a positive integer, got {pairs!r}")
+        """`pairs`: None = 1000 on a GPU, the CPU budget of `robustness.budget` on CPU."""
+        if pairs is not None and (isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1):
+            raise ValueError(f"pairs must be a positive integer or null (device default), got {pairs!r}")
         lams = DEFAULT_LAMS if lams is None else lams
         if not lams or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 for v in lams):
             raise ValueError(f"lams must be a non-empty list of numbers in [0, 1], got {lams!r}")
@@ -48,20 +51,21 @@ class InBetween(Evaluation):
         sizes = self.sizes or default_sizes(side)
         if sizes[-1] > side:
             raise BenchError(f"evaluations.inbetween.sizes: {sizes[-1]} is larger than the image side {side}")
+        pairs = self.pairs or default_count(None, ctx.device.type) or GPU_PAIRS
         try:
-            a, b = different_class_pairs(ctx.test.y.numpy(), self.pairs, self.seed)
+            a, b = different_class_pairs(ctx.test.y.numpy(), pairs, self.seed)
         except ValueError as exc:
             raise BenchError(f"evaluations.inbetween: {exc}") from exc
         grid = [("mixup", lam) for lam in self.lams] + [("cutmix", size) for size in sizes]
         predictions: dict[tuple[str, float], list[torch.Tensor]] = {point: [] for point in grid}
         with torch.inference_mode():
-            for index in ctx.batches(self.pairs):
+            for index in ctx.batches(pairs):
                 x_a, x_b = ctx.to_float(ctx.test.x[a[index]]), ctx.to_float(ctx.test.x[b[index]])
                 for style, level in grid:
                     x = mix(x_a, x_b, level) if style == "mixup" else paste_centre(x_a, x_b, int(level))
                     predictions[style, level].append(ctx.forward(x).argmax(1).cpu())
         y_a, y_b = ctx.test.y[a], ctx.test.y[b]
-        setting = f"{self.pairs} pairs, pair seed {self.seed}"
+        setting = f"{pairs} pairs, pair seed {self.seed}"
         return [{"metric": metric, "subset": style, "level": level, "value": value, "setting": setting}
                 for (style, level), preds in predictions.items()
                 for metric, value in prediction_rates(torch.cat(preds), y_a, y_b).items()]

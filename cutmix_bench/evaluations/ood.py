@@ -23,6 +23,7 @@ from ..ood.metrics import METRICS, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
 from ..report import display_name, mean_std, mean_std_table
+from ..robustness.budget import scored_split
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, ReportContext, Row
 
@@ -112,14 +113,15 @@ class OOD(Evaluation):
         default_near, default_far = default_sets(ctx.dataset, ood_root)
         groups = {"near": default_near if self.near is None else self.near,
                   "far": default_far if self.far is None else self.far}
-        test = ctx.test.subset(self.max_images, seed=0)
+        test = scored_split(ctx.test, self.max_images, ctx.device.type)
+        cap = self.max_images if len(test) == len(ctx.test) else len(test)  # OOD sets no larger than in-dist
         in_logits = ctx.logits(test.x)
         in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
         arrays = {f"in__{name}": values for name, values in in_scores.items()}
         rows: list[Row] = []
         for group, specs in groups.items():
             for spec in specs:
-                ood = load_set(spec, tuple(test.x.shape[1:]), len(test), self.max_images, ood_root)
+                ood = load_set(spec, tuple(test.x.shape[1:]), len(test), cap, ood_root)
                 base = {"subset": spec.label, "group": group}
                 if ood.images is None:
                     log.warning("ood: set %s skipped: %s", spec.label, ood.note)
