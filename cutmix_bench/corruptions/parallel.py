@@ -39,13 +39,18 @@ def _chunk(name: str, severity: int, chunk: int, seed: int, params: str, chunk_s
 
 
 def _attach(segment: str) -> SharedMemory:
-    """Open the parent's segment without letting this worker's resource tracker claim (and later unlink) it."""
+    """Open the parent's segment without registering it with the resource tracker: workers share the
+    parent's tracker, and a worker's register/unregister pair would strip the parent's own registration
+    (a KeyError traceback from the tracker when the parent unlinks the segment)."""
     try:
         return SharedMemory(name=segment, track=False)  # Python >= 3.13
     except TypeError:
-        shared = SharedMemory(name=segment)
-        resource_tracker.unregister(shared._name, "shared_memory")
-        return shared
+        register = resource_tracker.register
+        resource_tracker.register = lambda *args, **kwargs: None
+        try:
+            return SharedMemory(name=segment)
+        finally:
+            resource_tracker.register = register
 
 
 def _write_chunk(segment: str, name: str, severity: int, chunk: int, seed: int, params: str,
