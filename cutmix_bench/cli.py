@@ -82,11 +82,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .config import load_suite
     from .io import write_csv
     from .report import build_report
-    from .runner import Run, collect_results, output_dir
+    from .runner import collect_results, output_dir, suite_runs
 
     suite = load_suite(args.suite, args.overrides)
     out = output_dir(suite)
-    results = collect_results(out, [Run(m, s) for m in suite.methods for s in suite.seeds])
+    results = collect_results(out, suite_runs(suite))
     write_csv(out / "results.csv", results)
     print(f"report: {build_report(suite, results, out, {})}")
     return 0

@@ -20,9 +20,12 @@ def display_name(method: str) -> str:
 
 
 def mean_std(values: pd.Series, digits: int = 2) -> str:
-    if len(values) < 2:
-        return f"{values.mean():.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+    return format_mean_std(values.mean(), values.std(ddof=1), len(values), digits)
+
+
+def format_mean_std(mean: float, std: float, count: int, digits: int = 2) -> str:
+    """Mean ± sample std as text, or the mean alone for a single value."""
+    return f"{mean:.{digits}f}" if count < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
@@ -35,20 +38,21 @@ def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[st
     header = ["Method"] + list(columns.values())
     stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
              for key in columns}
+    best = {key: (table["mean"].idxmin() if lower_is_better else table["mean"].idxmax())
+            for key, table in stats.items() if table["count"].sum()}
     body = []
     for method in methods:
         line = [display_name(method)]
         for key in columns:
             table = stats[key]
-            values = rows[(rows[column] == key) & (rows["method"] == method)]["value"].dropna()
-            if values.empty:
+            if method not in table.index or table.loc[method, "count"] == 0:
                 line.append("–")
                 continue
-            best = table["mean"].idxmin() if lower_is_better else table["mean"].idxmax()
-            cell = mean_std(values, digits)
-            if len(table) > 1 and round(values.mean(), digits) == round(table.loc[best, "mean"], digits):
+            mine, top = table.loc[method], table.loc[best[key]]
+            cell = format_mean_std(mine["mean"], mine["std"], int(mine["count"]), digits)
+            if len(table) > 1 and round(mine["mean"], digits) == round(top["mean"], digits):
                 cell = f"**{cell}**"
-            elif len(table) > 1 and within_noise(table.loc[method], table.loc[best]):
+            elif len(table) > 1 and within_noise(mine, top):
                 cell = f"{cell} ≈"
             line.append(cell)
         body.append(line)

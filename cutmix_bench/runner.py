@@ -54,6 +54,11 @@ class Run:
         return f"{self.method}-s{self.seed}"
 
 
+def suite_runs(suite: Suite) -> list[Run]:
+    """Every (method label, seed) of the suite, in report order."""
+    return [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+
+
 def select_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise BenchError("device: 'cuda' requested but no CUDA device is available; use 'auto' or 'cpu'")
@@ -261,7 +266,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     out = output_dir(suite)
     check_writable(out)
     select_device(suite.device)  # fail before starting workers
-    runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+    runs = suite_runs(suite)
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs) as pool:
@@ -293,7 +298,7 @@ def work(suite_dump: dict, worker: int | None = None) -> None:
     if worker is not None and device.type == "cuda":
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
-    runs = [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+    runs = suite_runs(suite)
     data = None
     for i, run in enumerate(runs, 1):
         run_dir = out / "runs" / run.name
