@@ -302,11 +302,11 @@ def work(suite_dump: dict, worker: int | None = None) -> None:
     data = None
     for i, run in enumerate(runs, 1):
         run_dir = out / "runs" / run.name
-        if (run_dir / "DONE").exists():
+        if finished(suite, run_dir):
             log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
         with run_lock(run_dir) as locked:
-            if not locked or (run_dir / "DONE").exists():
+            if not locked or finished(suite, run_dir):
                 continue
             data = data or load_data(suite)
             log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
@@ -317,6 +317,13 @@ def work(suite_dump: dict, worker: int | None = None) -> None:
                 message = str(exc).splitlines()[0] if str(exc) else ""
                 write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
                 log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
+
+
+def finished(suite: Suite, run_dir: Path) -> bool:
+    """DONE and scored by every evaluation the suite asks for: an evaluation added to the suite later is
+    run on the finished models without retraining them."""
+    return (run_dir / "DONE").exists() and all((run_dir / "eval" / f"{name}.csv").exists()
+                                               for name in suite.evaluations)
 
 
 @contextlib.contextmanager

@@ -55,12 +55,13 @@ def unclipped_side(lam: float, size: int) -> int:
 
 
 def centre_from_box(start: int, stop: int, side: int, size: int) -> int | None:
-    """The integer centre c of a box [c - side//2, c - side//2 + side) clipped to [0, size], from an
-    unclipped edge; None when both edges are clipped (the centre is then not identifiable)."""
+    """The integer centre c of a box [c - side//2, c + side//2) clipped to [0, size] (the official CutMix and
+    Cutout arithmetic), from an unclipped edge; None when both edges are clipped (the centre is then not
+    identifiable)."""
     if start > 0:
         return start + side // 2
     if stop < size:
-        return stop - side + side // 2
+        return stop - side // 2
     return None
 
 
@@ -125,7 +126,8 @@ def test_cutmix_batch_mode_draws_one_lambda_per_batch_from_beta() -> None:
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
 def test_cutmix_boxes_have_paper_side_clipped_to_image(alpha: float) -> None:
-    """Side int(H*sqrt(1-lam)) before clipping, inside [0, H] x [0, W] after, centre uniform incl. edges."""
+    """Side 2 * (int(H*sqrt(1-lam)) // 2) before clipping (the official rand_bbox), inside [0, H] x [0, W]
+    after, centre uniform incl. edges."""
     height, width, n = 32, 24, 20000
     params = create_method("cutmix", alpha=alpha, mode="elem").sample(n, height, width, np.random.default_rng(4))
     y0, y1, x0, x1 = params["box"]
@@ -137,9 +139,9 @@ def test_cutmix_boxes_have_paper_side_clipped_to_image(alpha: float) -> None:
         side_y, side_x = unclipped_side(lam[i], height), unclipped_side(lam[i], width)
         assert y1[i] - y0[i] <= side_y and x1[i] - x0[i] <= side_x
         if 0 < y0[i] and y1[i] < height:
-            assert y1[i] - y0[i] == side_y
+            assert y1[i] - y0[i] == 2 * (side_y // 2)
         if 0 < x0[i] and x1[i] < width:
-            assert x1[i] - x0[i] == side_x
+            assert x1[i] - x0[i] == 2 * (side_x // 2)
         if side_y > 0 and side_x > 0:
             centres_y.append(centre_from_box(y0[i], y1[i], side_y, height))
             centres_x.append(centre_from_box(x0[i], x1[i], side_x, width))
@@ -166,8 +168,8 @@ def test_cutmix_clipped_box_matches_unclipped_geometry() -> None:
         cy = centre_from_box(y0[i], y1[i], side, height)
         if cy is None or side == 0:
             continue
+        assert (y0[i], y1[i]) == (max(0, cy - side // 2), min(height, cy + side // 2))
         start = cy - side // 2
-        assert (y0[i], y1[i]) == (max(0, start), min(height, start + side))
         clipped_both += start < 0 and x0[i] == 0
     assert clipped_both > 0  # corner cases were exercised
 
@@ -320,8 +322,8 @@ def test_cutout_zeroes_exactly_the_clipped_hole(size: int, batch: int) -> None:
             cy, cx = centre_from_box(y0, y1, size, height), centre_from_box(x0, x1, size, width)
             assert 0 <= cy < height and 0 <= cx < width
             # Clipped area computed from the centre: the part of the centred square inside the image.
-            rows = len(range(max(0, cy - size // 2), min(height, cy - size // 2 + size)))
-            cols = len(range(max(0, cx - size // 2), min(width, cx - size // 2 + size)))
+            rows = len(range(max(0, cy - size // 2), min(height, cy + size // 2)))
+            cols = len(range(max(0, cx - size // 2), min(width, cx + size // 2)))
             assert int(zero[i].sum()) == rows * cols
 
 

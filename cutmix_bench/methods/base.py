@@ -46,9 +46,11 @@ def check_mode(mode: str) -> str:
 
 
 def box_bounds(centre: np.ndarray, side: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """[start, stop) of boxes of integer `side` centred at integer `centre`, clipped to [0, size]."""
-    start = centre - side // 2
-    return np.clip(start, 0, size), np.clip(start + side, 0, size)
+    """[centre - side//2, centre + side//2), clipped to [0, size]: the arithmetic of the official CutMix
+    `rand_bbox` (clovaai/CutMix-PyTorch train.py) and of the official Cutout (uoguelph-mlrg/Cutout
+    util/cutout.py). An odd `side` gives a box of side - 1 before clipping, as there."""
+    half = side // 2
+    return np.clip(centre - half, 0, size), np.clip(centre + half, 0, size)
 
 
 def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:

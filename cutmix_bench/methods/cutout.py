@@ -13,8 +13,9 @@ from .base import Method, box_bounds, box_mask, check_probability, to_device
 
 @METHODS.register("cutout")
 class Cutout(Method):
-    """A `size` x `size` hole, centre uniform over the image, clipped at the border (so it can be
-    partly outside), filled with 0 in normalised space, i.e. the dataset mean colour."""
+    """A `size` x `size` hole (`size` - 1 for an odd size, as the official code), centre uniform over the
+    image, clipped at the border (so it can be partly outside), filled with 0 in normalised space, i.e.
+    the dataset mean colour."""
 
     def __init__(self, size: int = 16, prob: float = 1.0) -> None:
         if not (isinstance(size, int) and size > 0):
