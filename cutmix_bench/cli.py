@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a suite key, value in YAML syntax (repeatable), e.g. --set train.epochs=2")
     run.add_argument("--jobs", type=int, default=None, metavar="N",
                      help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
-                          "CPU, 2 one-thread workers beat one 2-thread process)")
+                          "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
+                          "runs left to do and the CPUs (GPUs) available")
     report = commands.add_parser("report", help="rebuild results.csv and report.md from finished runs")
     report.add_argument("suite", type=Path)
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -59,16 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"cutmix-bench: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
+    except OSError as exc:  # an unexpected file-system failure still gets one line naming the file
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cutmix-bench: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_suite
     from .runner import run_suite
 
-    suite = load_suite(args.suite, args.overrides)
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    suite = load_suite(args.suite, args.overrides)
     out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
@@ -80,14 +87,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .config import load_suite
-    from .io import write_csv
     from .report import build_report
-    from .runner import collect_results, output_dir, suite_runs
+    from .runner import check_recorded, output_dir, suite_runs, write_results
 
     suite = load_suite(args.suite, args.overrides)
-    out = output_dir(suite)
-    results = collect_results(out, suite_runs(suite))
-    write_csv(out / "results.csv", results)
+    out, runs = output_dir(suite), suite_runs(suite)
+    check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
+    results = write_results(out, runs)
     print(f"report: {build_report(suite, results, out, {})}")
     return 0
 

@@ -7,7 +7,9 @@ here, before any training starts.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +17,36 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import BenchError
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, not starting with '.' or '-'"
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+
+
+def check_name(name: Any, key: str) -> str:
+    """A name that becomes a file or folder name (suite name, method label): no separators, no '..', no
+    hidden files, short enough for every file system."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise BenchError(f"{key}: {_short(name)} is not a valid name; expected {NAME_RULE}")
+    return name
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}; each key may appear once", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 class Strict(BaseModel):
@@ -90,6 +122,25 @@ class Suite(Strict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME.fullmatch(value):
+            raise ValueError(f"{_short(value)} is not a valid name (it names the output folder); expected {NAME_RULE}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        """A seed listed twice would count its run twice and fake a small spread."""
+        for seed in value:
+            if not 0 <= seed <= MAX_SEED:
+                raise ValueError(f"seed {seed} is out of range; expected integers in [0, {MAX_SEED}]")
+        duplicate = next((s for s in value if value.count(s) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"seed {duplicate} is listed twice; each seed must appear once")
+        return value
+
     def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:
         """(registered method name, parameters) of the run label; `method:` defaults to the label."""
         params = dict(self.methods[label])
@@ -103,7 +154,11 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     if not path.is_file():
         raise BenchError(f"{path}: suite file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: not a UTF-8 text file (byte {exc.start}); expected a YAML suite") from None
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read the suite file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -122,8 +177,11 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        got = "" if error["type"] == "missing" else f", got {error.get('input')!r}"
-        raise BenchError(f"{source}: {key}: {error['msg']}{got}") from None
+        got = "" if error["type"] == "missing" else f", got {_short(error.get('input'))}"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "value_error":
+            got = ""  # our messages quote the value themselves
+        raise BenchError(f"{source}: {key}: {message}{got}") from None
     check_components(suite)
     return suite
 
@@ -145,12 +203,15 @@ def check_components(suite: Suite) -> None:
     if not suite.methods:
         raise BenchError("methods: expected at least one method")
     for label in suite.methods:
+        check_name(label, "methods")
         name, params = suite.method_spec(label)
         create_method(name, f"methods.{label}", **params)
     for name, params in suite.evaluations.items():
         EVALUATIONS.create(name, f"evaluations.{name}", **params)
     if not suite.model.name.startswith("timm:"):
         check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
+    elif importlib.util.find_spec("timm") is None:
+        raise BenchError(f"model.name: {suite.model.name} needs timm, which is not installed (pip install timm)")
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -160,7 +221,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise BenchError(f"--set {item}: expected key.path=value")
     path, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text)
+        value = parse_yaml(text)
     except yaml.YAMLError as exc:
         raise BenchError(f"--set {path}: value {text!r} is not valid YAML") from exc
     keys = path.split(".")
@@ -201,6 +262,11 @@ def resolve_paths(node: Any, base: Path, only: str | None = None) -> None:
             node[key] = str(expanded if expanded.is_absolute() else base / expanded)
         else:
             resolve_paths(value, base)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _open(parent: list[str]) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+from .errors import WriteFailed
 
 
 def _umask() -> int:
@@ -19,20 +23,34 @@ def _umask() -> int:
 UMASK = _umask()
 
 
+def write_failed(path: Path, exc: OSError) -> WriteFailed:
+    """One line naming the file and what happened (no space left, read-only, no permission)."""
+    short_write = f"{exc}: a short write, the disk is probably full"
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+              errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+              errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or short_write)
+    return WriteFailed(f"{path}: could not write ({reason}); free space or fix the permissions, then rerun")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file in the same directory, then rename it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Call `write(tmp)` on a temporary file in the same directory, then rename it onto `path`.
+    An OSError becomes WriteFailed naming `path`."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from the rest of a shared cluster
         with open(tmp, "rb+") as handle:  # on disk before the rename, so a power loss cannot leave it empty
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .config import Suite
+from .errors import BenchError
 from .io import write_text
 
 DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
@@ -89,10 +90,25 @@ def header(suite: Suite, results: pd.DataFrame) -> str:
             f"judged).\n")
 
 
+def check_one_setup(results: pd.DataFrame) -> None:
+    """A table row averages one method's runs: they must share one recorded setup (results.csv `setup`;
+    `setups.json` maps each hash to its setup)."""
+    if "setup" not in results or results.empty:
+        return
+    counts = results.groupby("method")["setup"].nunique()
+    mixed = counts[counts > 1]
+    if len(mixed):
+        method = mixed.index[0]
+        hashes = sorted(results.loc[results["method"] == method, "setup"].astype(str).unique())
+        raise BenchError(f"results: method {method} mixes runs of {len(hashes)} setups ({', '.join(hashes)}; see "
+                         f"setups.json); report each setup from its own output_dir")
+
+
 def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: dict[str, str]) -> Path:
     """Write `report.md` (and figures) for the rows in `results`; return its path."""
     from .evaluations import EVALUATIONS, ReportContext
 
+    check_one_setup(results)
     methods = [m for m in suite.methods if m in set(results.get("method", []))]
     ctx = ReportContext(out_dir=out_dir, figures_dir=out_dir / "figures", methods=methods)
     parts = [header(suite, results)]

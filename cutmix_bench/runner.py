@@ -13,6 +13,7 @@ import fcntl
 import json
 import logging
 import multiprocessing
+import os
 import time
 import traceback
 import warnings
@@ -35,6 +36,7 @@ from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
 from .report import build_report
+from .setups import differences, setup_hash, training_setup
 from .train import Classifier
 
 log = logging.getLogger("cutmix_bench")
@@ -105,7 +107,7 @@ class EpochLog(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, module: Classifier) -> None:
         if self.path.exists():  # resumed: keep the epochs before the checkpoint
-            kept = pd.read_csv(self.path)
+            kept = read_log(self.path)
             write_csv(self.path, kept[kept["epoch"] < trainer.current_epoch])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
@@ -155,7 +157,7 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
                 ckpt_path=str(last) if last.exists() else None, weights_only=True)
     seconds = time.perf_counter() - started
-    epoch_log = pd.read_csv(run_dir / "log.csv")
+    epoch_log = read_log(run_dir / "log.csv")
     images = len(train_loader) * cfg.batch_size * len(epoch_log)
     return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
             {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
@@ -221,22 +223,13 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     return rows
 
 
-def training_setup(suite: Suite, run: Run) -> str:
-    """What decides a run's trained model, as canonical JSON: a run folder must not be resumed or
-    reported under a different setup."""
-    train = suite.train.model_dump(mode="json", include={"epochs", "batch_size", "optimizer", "schedule", "precision"})
-    setup = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
-             "train": train, "method": suite.method_spec(run.method), "seed": run.seed}
-    return json.dumps(setup, sort_keys=True)
-
-
 def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:
     run_dir = out / "runs" / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.rglob(".*.tmp"):  # left by a kill during an atomic write; we hold the run lock
         stale.unlink()
     setup, setup_file = training_setup(suite, run), run_dir / "setup.json"
-    if setup_file.exists() and setup_file.read_text() != setup:
+    if setup_file.exists() and setup_file.read_text() != setup:  # checked by preflight; another process may race
         raise BenchError(f"{run_dir}: this run was started with another data / model / train / method setup; "
                          f"use another output_dir, or delete the run folder to retrain it")
     write_text(setup_file, setup)
@@ -260,34 +253,147 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     """Run everything that is not finished; write results.csv and report.md. Returns the output
     directory and the failed runs with their errors (the caller decides the exit code).
 
-    `jobs` > 1 starts that many worker processes (one thread each on CPU); workers, and separate
-    processes started on the same output directory (e.g. on a cluster), share out the runs through
-    per-run lock files."""
+    Everything that can be checked before training is checked first (recorded setups, resumable logs,
+    the data against the training and evaluation parameters), so bad input stops the command with exit 2
+    before any run starts. `jobs` > 1 starts that many worker processes (one thread each on CPU), capped
+    at the runs to do and the CPUs (GPUs) available; workers, and separate processes started on the same
+    output directory (e.g. on a cluster), share out the runs through per-run lock files."""
     out = output_dir(suite)
     check_writable(out)
-    select_device(suite.device)  # fail before starting workers
+    device = select_device(suite.device)  # fail before starting workers
     runs = suite_runs(suite)
+    preflight(suite, out, runs)
+    pending = [r for r in runs if not finished(suite, out / "runs" / r.name)]
+    data = None
+    if pending:
+        data = load_data(suite)
+        check_data(suite, data)
+    jobs = capped_jobs(jobs, len(pending), device)
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs) as pool:
             pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
     else:
-        work(suite.model_dump())
-    failures = {r.name: (out / "runs" / r.name / "FAILED").read_text().splitlines()[0] for r in runs
+        work(suite.model_dump(), data=data)
+    failures = {r.name: failure(out / "runs" / r.name) for r in runs
                 if (out / "runs" / r.name / "FAILED").exists() and not (out / "runs" / r.name / "DONE").exists()}
     for r in runs:
         if not (out / "runs" / r.name / "DONE").exists() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
-    results = collect_results(out, runs)
-    write_csv(out / "results.csv", results)
+    results = write_results(out, runs)
     kill_point("report")
     build_report(suite, results, out, failures)
     return out, failures
 
 
-def work(suite_dump: dict, worker: int | None = None) -> None:
+def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
+    """More workers than runs to do, or than CPUs (GPUs), only add memory and contention: cap with a warning."""
+    if device.type == "cuda":
+        limit, unit = torch.cuda.device_count(), "GPU(s)"
+    else:
+        limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        unit = "CPU(s)"
+    capped = max(1, min(jobs, pending, limit))
+    if jobs > limit:
+        log.warning("--jobs %d: capped at %d, the %s available", jobs, capped, unit)
+    elif jobs > capped:
+        log.warning("--jobs %d: capped at %d, the runs left to do", jobs, capped)
+    return capped
+
+
+def failure(run_dir: Path) -> str:
+    """The first line of a run's FAILED file (which a full disk may have left empty or unreadable)."""
+    try:
+        lines = (run_dir / "FAILED").read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"failed (its FAILED file is unreadable: {exc.strerror})"
+    return lines[0] if lines and lines[0] else "failed (no error recorded)"
+
+
+def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
+    """Before anything trains: every run folder stays inside the output folder, every recorded setup equals
+    the requested one (a finished run is never reused, nor a started one resumed, under another setup), and
+    every log a run would resume from is readable. One BenchError names all that differs."""
+    differing: dict[str, list[str]] = {}
+    for run in runs:
+        run_dir = inside(out, out / "runs" / run.name)
+        recorded = read_setup(run_dir)
+        requested = training_setup(suite, run)
+        if recorded is not None and recorded != requested:
+            try:
+                differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
+            except json.JSONDecodeError:
+                raise BenchError(f"{run_dir / 'setup.json'}: not a valid setup record (expected JSON); delete the "
+                                 f"run folder to retrain this run") from None
+        log_file = run_dir / "log.csv"
+        if log_file.exists() and not (run_dir / "DONE").exists():
+            read_log(log_file)
+    if differing:
+        keys = list(dict.fromkeys(d for diffs in differing.values() for d in diffs)) or ["setup.json differs"]
+        names = ", ".join(differing)
+        raise BenchError(f"{out}: {len(differing)} run(s) ({names}) were made with another setup: {'; '.join(keys)}; "
+                         f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
+
+
+def read_setup(run_dir: Path) -> str | None:
+    path = run_dir / "setup.json"
+    try:
+        return path.read_text() if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
+
+
+LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
+
+
+def read_log(path: Path) -> pd.DataFrame:
+    """A run's log.csv, with the columns training and its summary need."""
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types (parser, decode, empty) for one meaning
+        raise BenchError(f"{path}: unreadable training log ({type(exc).__name__}); delete it and last.ckpt to "
+                         f"retrain this run") from None
+    missing = [c for c in LOG_COLUMNS if c not in frame.columns]
+    if missing or not pd.api.types.is_numeric_dtype(frame["epoch"]):
+        raise BenchError(f"{path}: damaged training log (missing or non-numeric column(s) "
+                         f"{', '.join(missing) or 'epoch'}; expected {', '.join(LOG_COLUMNS)}); delete it and "
+                         f"last.ckpt to retrain this run")
+    return frame
+
+
+def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
+    """Checks of the loaded data against the suite that would otherwise fail (or mislead) after training."""
+    dataset, train, test = data
+    for name, split in (("train", train), ("test", test)):
+        if len(split) == 0:
+            raise BenchError(f"data: the {name} split of {suite.data.name} holds no images")
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise BenchError(f"data: train images are {list(train.x.shape[1:])} (H, W, C) but test images are "
+                         f"{list(test.x.shape[1:])}; expected one image size")
+    if not all(s > 0 for s in dataset.std):  # NaN fails too
+        raise BenchError(f"data: the images of {suite.data.name} are constant (per-channel std {dataset.std}); "
+                         f"normalisation would divide by zero; expected varied images")
+    if suite.train.batch_size > len(train):
+        raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
+                         f"images)")
+    side = max(test.x.shape[1:3])
+    for name, params in suite.evaluations.items():
+        sizes = params.get("sizes")
+        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
+            raise BenchError(f"evaluations.{name}.sizes: {max(sizes)} is larger than the image side {side}")
+
+
+def inside(out: Path, path: Path) -> Path:
+    """`path`, checked to lie inside the output folder (names are validated; this is the last line)."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise BenchError(f"{path}: would be written outside the output folder {out}")
+    return path
+
+
+def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None) -> None:
     """Train and evaluate every run that is neither finished nor locked by another process.
-    A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count."""
+    A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
+    A failing run, even one whose folder cannot be written, never stops the others."""
     suite = Suite.model_validate(suite_dump)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
     out, device = output_dir(suite), select_device(suite.device)
@@ -299,24 +405,32 @@ def work(suite_dump: dict, worker: int | None = None) -> None:
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
     runs = suite_runs(suite)
-    data = None
     for i, run in enumerate(runs, 1):
         run_dir = out / "runs" / run.name
         if finished(suite, run_dir):
             log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
-        with run_lock(run_dir) as locked:
-            if not locked or finished(suite, run_dir):
-                continue
-            data = data or load_data(suite)
-            log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
-            (run_dir / "FAILED").unlink(missing_ok=True)
-            try:
+        try:
+            with run_lock(run_dir) as locked:
+                if not locked or finished(suite, run_dir):
+                    continue
+                data = data or load_data(suite)
+                log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
+                (run_dir / "FAILED").unlink(missing_ok=True)
                 execute_run(suite, run, data, device, out)
-            except Exception as exc:  # one failed run must not stop the others; the report lists it
-                message = str(exc).splitlines()[0] if str(exc) else ""
-                write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
-                log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
+        except Exception as exc:  # one failed run must not stop the others; the report lists it
+            record_failure(run, run_dir, exc)
+
+
+def record_failure(run: Run, run_dir: Path, exc: Exception) -> None:
+    """Log the error and write it to the run's FAILED file; a FAILED file that cannot be written (disk full,
+    read-only folder) is logged too, and never raises."""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
+    try:
+        write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
+    except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
+        log.error("%s: could not record the failure in %s: %s", run.name, run_dir / "FAILED", again)
 
 
 def finished(suite: Suite, run_dir: Path) -> bool:
@@ -343,11 +457,54 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+RESULT_COLUMNS = ("run", "method", "seed", "evaluation", "metric", "value")
+
+
 def collect_results(out: Path, runs: list[Run]) -> pd.DataFrame:
-    frames = [pd.read_csv(out / "runs" / r.name / "metrics.csv") for r in runs
-              if (out / "runs" / r.name / "DONE").exists()]
+    """The finished runs' metrics.csv, validated, each with the `setup` hash of its recorded setup.json."""
+    frames = []
+    for r in runs:
+        run_dir = out / "runs" / r.name
+        if not (run_dir / "DONE").exists():
+            continue
+        frame = read_metrics(run_dir / "metrics.csv")
+        recorded = read_setup(run_dir)
+        frame.insert(min(5, len(frame.columns)), "setup", setup_hash(recorded) if recorded is not None else "")
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["run", "method", "seed", "model", "dataset", "evaluation", "metric", "value"])
+        columns=["run", "method", "seed", "model", "dataset", "setup", "evaluation", "metric", "value"])
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types (parser, decode, empty, missing) for one meaning
+        raise BenchError(f"{path}: unreadable metrics file ({type(exc).__name__}); delete the run's DONE file "
+                         f"to evaluate it again") from None
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing or not pd.api.types.is_numeric_dtype(frame["value"]):
+        what = f"missing column(s) {', '.join(missing)}" if missing else "non-numeric values in column value"
+        raise BenchError(f"{path}: damaged metrics file ({what}; expected columns {', '.join(RESULT_COLUMNS)}); "
+                         f"delete the run's DONE file to evaluate it again")
+    return frame
+
+
+def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
+    """results.csv of the finished runs, and setups.json: each setup hash in it -> the recorded setup."""
+    results = collect_results(out, runs)
+    setups = {}
+    for r in runs:
+        recorded = read_setup(out / "runs" / r.name)
+        if recorded is not None and (out / "runs" / r.name / "DONE").exists():
+            setups[setup_hash(recorded)] = json.loads(recorded)
+    write_csv(out / "results.csv", results)
+    write_text(out / "setups.json", json.dumps(setups, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def check_recorded(suite: Suite, out: Path, runs: list[Run]) -> None:
+    """For `report`: the finished runs were made with the setup the suite describes (its header says so)."""
+    preflight(suite, out, [r for r in runs if (out / "runs" / r.name / "DONE").exists()])
 
 
 def check_writable(out: Path) -> None:

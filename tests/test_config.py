@@ -255,5 +255,5 @@ def test_data_keys_the_dataset_does_not_take_are_errors(tmp_path: Path) -> None:
 
 
 def test_non_path_strings_are_not_resolved(tmp_path: Path) -> None:
-    loaded = load_suite(write_suite(tmp_path, MINIMAL), ["name=relative/name"])
-    assert loaded.name == "relative/name"
+    loaded = load_suite(write_suite(tmp_path, MINIMAL), ["name=relative"])  # resolved, it would hold a "/"
+    assert loaded.name == "relative"

@@ -52,6 +52,8 @@ def as_split(x: np.ndarray, y: np.ndarray, source: str, num_classes: int | None 
         raise BenchError(f"{source}: images must be uint8, got {x.dtype}")
     if x.ndim != 4 or x.shape[3] not in (1, 3):
         raise BenchError(f"{source}: images must have shape [N, H, W, C] with C in (1, 3), got {list(x.shape)}")
+    if 0 in x.shape:
+        raise BenchError(f"{source}: expected at least one image of at least 1x1 pixels, got shape {list(x.shape)}")
     if y.ndim != 1 or len(y) != len(x):
         raise BenchError(f"{source}: labels must have shape [{len(x)}], got {list(y.shape)}")
     if not np.issubdtype(y.dtype, np.integer):

@@ -6,6 +6,7 @@ Each score is a small function; the registry wraps it as a `Score` that maps a b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -81,7 +82,7 @@ def _max_logit() -> Score:
 
 @SCORES.register("energy")
 def _energy(temperature: float = 1.0) -> Score:
-    if temperature <= 0:
+    if not temperature > 0:  # NaN too
         raise ValueError(f"energy temperature must be > 0, got {temperature}")
     return LogitScore(lambda logits: energy(logits, temperature))
 
@@ -91,7 +92,7 @@ class Odin(Score):
     """Needs the model and the images (one gradient per image), so it is slower than the logit scores."""
 
     def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014) -> None:
-        if temperature <= 0 or epsilon < 0:
+        if not (temperature > 0 and epsilon >= 0) or math.isinf(temperature) or math.isinf(epsilon):  # NaN too
             raise ValueError(f"odin needs temperature > 0 and epsilon >= 0, got {temperature}, {epsilon}")
         self.temperature, self.epsilon = temperature, epsilon
 

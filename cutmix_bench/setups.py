@@ -1,0 +1,64 @@
+"""The training setup of a run (what decides its trained model), its short hash, and the comparison of a
+recorded setup with a requested one: a run folder is only resumed or reused under the setup it was made with.
+
+`setup.json` in each run folder holds `training_setup()` byte for byte; results.csv names it by `setup_hash()`
+and `<output_dir>/setups.json` maps each hash back to the setup, so a report can tell setups apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .config import Suite
+
+HASH_CHARS = 12
+
+
+def training_setup(suite: Suite, run: Any) -> str:
+    """What decides a run's trained model, as canonical JSON: a run folder must not be resumed or
+    reported under a different setup. (Its keys and formatting are fixed: existing run folders hold it.)"""
+    train = suite.train.model_dump(mode="json", include={"epochs", "batch_size", "optimizer", "schedule", "precision"})
+    setup = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
+             "train": train, "method": suite.method_spec(run.method), "seed": run.seed}
+    return json.dumps(setup, sort_keys=True)
+
+
+def setup_hash(setup_json: str) -> str:
+    """The first 12 hex digits of the SHA-256 of the setup's JSON text."""
+    return hashlib.sha256(setup_json.encode()).hexdigest()[:HASH_CHARS]
+
+
+def differences(recorded: dict[str, Any], requested: dict[str, Any], label: str) -> list[str]:
+    """`key: recorded (recorded) vs requested (requested)` per differing leaf, keys named as in the suite file
+    (the method entry as methods.<label>.<parameter>, the seed as seeds)."""
+    old, new = _flatten(_suite_keys(recorded, label)), _flatten(_suite_keys(requested, label))
+    missing = object()
+    return [f"{key}: {_show(old.get(key, missing))} (recorded) vs {_show(new.get(key, missing))} (requested)"
+            for key in sorted(old.keys() | new.keys()) if old.get(key, missing) != new.get(key, missing)]
+
+
+def _suite_keys(setup: dict[str, Any], label: str) -> dict[str, Any]:
+    out = {k: v for k, v in setup.items() if k not in ("method", "seed")}
+    method = setup.get("method")
+    if isinstance(method, list) and len(method) == 2 and isinstance(method[1], dict):
+        out[f"methods.{label}"] = {"method": method[0], **method[1]}
+    elif "method" in setup:
+        out[f"methods.{label}"] = method
+    if "seed" in setup:
+        out["seeds"] = setup["seed"]
+    return out
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: node}
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if not isinstance(value, (str, int, float, bool, list, dict, type(None))) else json.dumps(value)
