@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from .errors import BenchError
 
@@ -14,6 +17,9 @@ EPILOG = """examples:
   cutmix-bench run suites/cifar100.yaml --set data.root=../shared/data/cifar100 --set train.epochs=1 \\
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
+  cutmix-bench run suites/smoke.yaml --dry-run
+  cutmix-bench report results/smoke
+  cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
 """
 
@@ -32,10 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
                           "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
                           "runs left to do and the CPUs (GPUs) available")
-    report = commands.add_parser("report", help="rebuild results.csv and report.md from finished runs")
-    report.add_argument("suite", type=Path)
-    report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    commands.add_parser("list", help="list registered datasets, models, methods and evaluations")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the runs (and which are finished), the evaluations with their image counts and "
+                          "a time estimate from a short probe; train nothing")
+    report = commands.add_parser("report", help="rebuild report.md from a results directory (no training), or "
+                                                "results.csv + report.md from a suite file's finished runs")
+    report.add_argument("target", type=Path, metavar="RESULTS_DIR|SUITE",
+                        help="a results directory (its results.csv and metadata files), or a suite YAML file")
+    report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="with a suite file: override a suite key")
+    compare = commands.add_parser("compare", help="side-by-side report of two results directories")
+    compare.add_argument("dir_a", type=Path, metavar="DIR_A")
+    compare.add_argument("dir_b", type=Path, metavar="DIR_B")
+    compare.add_argument("--out", type=Path, default=Path("compare.md"), help="markdown file (default compare.md)")
+    commands.add_parser("list", help="list registered datasets, models, methods, evaluations, OOD scores and "
+                                     "corruptions with a one-line description")
     corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C style corruption set of a test split")
     corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
     corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
@@ -76,6 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     suite = load_suite(args.suite, args.overrides)
+    if args.dry_run:
+        from .plan import dry_run
+
+        print(dry_run(suite, args.jobs or suite.jobs))
+        return 0
     out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
@@ -86,27 +108,60 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .report import report_from_dir
+
+    if args.target.is_dir():
+        if args.overrides:
+            raise BenchError("--set: only with a suite file; a results directory is reported as recorded")
+        print(f"report: {report_from_dir(args.target)}")
+        return 0
     from .config import load_suite
-    from .report import build_report
+    from .provenance import copy_to_results
     from .runner import check_recorded, output_dir, suite_runs, write_results
 
-    suite = load_suite(args.suite, args.overrides)
+    suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)
     check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
-    results = write_results(out, runs)
-    print(f"report: {build_report(suite, results, out, {})}")
+    write_results(out, runs)
+    copy_to_results(out, runs, suite.model_dump(mode="json"), {})
+    print(f"report: {report_from_dir(out)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_dirs
+
+    print(f"comparison: {compare_dirs(args.dir_a, args.dir_b, args.out)}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .corruptions import ALL, CATEGORY, EXTRA
     from .data import DATASETS
     from .evaluations import EVALUATIONS
     from .methods import METHODS
     from .models import MODELS
+    from .ood.scores import SCORES
 
-    for registry in (DATASETS, MODELS, METHODS, EVALUATIONS):
-        print(f"{registry.kind}s: {', '.join(registry.names())}")
+    for registry in (METHODS, MODELS, DATASETS, EVALUATIONS, SCORES):
+        print(f"{registry.kind}s:")
+        factories = {name: registry.get(name) for name in registry.names()}
+        shared = Counter(f.__module__ for f in factories.values())
+        for name, factory in factories.items():
+            print(f"  {name:<16} {describe(factory, shared[factory.__module__] > 1)}")
+    print("corruptions (Hendrycks & Dietterich, ICLR 2019):")
+    for name in ALL:
+        print(f"  {name:<18} {CATEGORY[name]}{' (reported apart, never in the mCE)' if name in EXTRA else ''}")
     return 0
+
+
+def describe(factory: Any, shared_module: bool) -> str:
+    """First sentence of the component's module docstring (one component per module, citing its paper), or
+    of the factory's own docstring when several components share a module and it has one."""
+    own = factory.__doc__ if shared_module and factory.__doc__ else None
+    doc = " ".join((own or sys.modules[factory.__module__].__doc__ or "").split("\n\n")[0].split())
+    first = re.split(r"\.\s+(?=[A-Z`])", doc)[0].removesuffix(".")  # not at "et al. (2016)" or "Fig. 5a"
+    return (first if len(first) <= 110 else first[:109] + "…") or "(no description)"
 
 
 def cmd_corrupt(args: argparse.Namespace) -> int:
@@ -124,7 +179,7 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "corrupt": cmd_corrupt}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list, "corrupt": cmd_corrupt}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,19 +1,27 @@
-"""The markdown report: a header, the main paper-style table, then one section per evaluation.
+"""The markdown report: a header (setup, environment, wall time), the summary with differences to the
+baseline, figures, then one section per evaluation.
 
-Numbers are mean +- sample std over seeds of the last-epoch model; the best mean per column is bold."""
+Everything is read from the results directory (results.csv and the small files of `provenance`), so
+`cutmix-bench report RESULTS_DIR` rebuilds the same bytes. Numbers are mean +- sample std over seeds of
+the last-epoch model; no cell is marked unless a test backs the mark (see `summary`)."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
 from .config import Suite
 from .errors import BenchError
-from .io import write_text
+from .io import write_csv, write_text
+from .provenance import read_json
 
 DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+MISSING = "missing"
 
 
 def display_name(method: str) -> str:
@@ -29,65 +37,239 @@ def format_mean_std(mean: float, std: float, count: int, digits: int = 2) -> str
     return f"{mean:.{digits}f}" if count < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
-                   lower_is_better: bool = True, digits: int = 2) -> str:
-    """Markdown table: one row per method (in `methods` order), one column per key of `columns`
-    (values of `rows[column]`, headed by the dict's values), cells mean +- std over runs.
-
-    The best mean is bold; a mean within one std (the larger of the two) of the best gets "≈": that
-    difference is within seed noise."""
-    header = ["Method"] + list(columns.values())
-    stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
-             for key in columns}
-    best = {key: (table["mean"].idxmin() if lower_is_better else table["mean"].idxmax())
-            for key, table in stats.items() if table["count"].sum()}
-    body = []
-    for method in methods:
-        line = [display_name(method)]
-        for key in columns:
-            table = stats[key]
-            if method not in table.index or table.loc[method, "count"] == 0:
-                line.append("–")
-                continue
-            mine, top = table.loc[method], table.loc[best[key]]
-            cell = format_mean_std(mine["mean"], mine["std"], int(mine["count"]), digits)
-            if len(table) > 1 and round(mine["mean"], digits) == round(top["mean"], digits):
-                cell = f"**{cell}**"
-            elif len(table) > 1 and within_noise(mine, top):
-                cell = f"{cell} ≈"
-            line.append(cell)
-        body.append(line)
+def markdown_table(body: list[list[str]], header: list[str]) -> str:
     return tabulate(body, header, tablefmt="github", disable_numparse=True)
 
 
-def within_noise(a: pd.Series, b: pd.Series) -> bool:
-    """True when two methods' means differ by at most the larger of their stds (needs >= 2 seeds each)."""
-    if min(a["count"], b["count"]) < 2:
-        return False
-    return abs(a["mean"] - b["mean"]) <= max(a["std"], b["std"])
+def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
+                   digits: int = 2, transpose: bool = False, first: str = "Method") -> str:
+    """Markdown table of mean ± std over runs: one row per method (in `methods` order) and one column per
+    key of `columns` (values of `rows[column]`, headed by the dict's values); `transpose` swaps them (for
+    many keys: a table stays page-wide). No best-mean marks: a gap between two means is no evidence."""
+    stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
+             for key in columns}
+
+    def cell(key: str, method: str) -> str:
+        table = stats[key]
+        if method not in table.index or table.loc[method, "count"] == 0:
+            return "–"
+        mine = table.loc[method]
+        return format_mean_std(mine["mean"], mine["std"], int(mine["count"]), digits)
+
+    if transpose:
+        body = [[label, *(cell(key, m) for m in methods)] for key, label in columns.items()]
+        return markdown_table(body, [first, *map(display_name, methods)])
+    body = [[display_name(m), *(cell(key, m) for key in columns)] for m in methods]
+    return markdown_table(body, ["Method", *columns.values()])
+
+
+def sampling_note(rows: pd.DataFrame) -> str:
+    """"n = 500 images; 95% interval over images ±1.2 (median half-width)" from the rows' `n`, `ci_low` and
+    `ci_high` (contract 1), or "" when results.csv does not carry them."""
+    if "n" not in rows:
+        return ""
+    n = pd.to_numeric(rows["n"], errors="coerce").dropna()
+    if n.empty:
+        return ""
+    sizes = f"n = {int(n.min()):,}" if n.min() == n.max() else f"n = {int(n.min()):,}–{int(n.max()):,}"
+    if "ci_low" in rows and "ci_high" in rows:
+        half = ((pd.to_numeric(rows["ci_high"], errors="coerce") - pd.to_numeric(rows["ci_low"], errors="coerce"))
+                / 2).dropna()
+        if len(half):
+            return f"{sizes} per cell; 95% interval over images ±{half.median():.2f} (median half-width over cells)."
+    return f"{sizes} per cell."
+
+
+def cell_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and count over seeds of every (method, metric, subset, level, ...) cell of the rows, with
+    the largest n and the median per-image half-width over seeds when recorded: the full table behind a
+    section, for its CSV."""
+    keys = [c for c in ("method", "metric", "subset", "group", "score", "level") if c in rows]
+    frame = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
+    extra = {}
+    if "n" in rows:
+        extra["n"] = ("n", "max")
+    if "ci_low" in rows and "ci_high" in rows:
+        frame["ci_half"] = (pd.to_numeric(frame["ci_high"], errors="coerce")
+                            - pd.to_numeric(frame["ci_low"], errors="coerce")) / 2
+        extra["median_ci_half_width"] = ("ci_half", "median")
+    return frame.groupby(keys, dropna=False, sort=False).agg(mean=("value", "mean"), std=("value", "std"),
+                                                               seeds=("value", "count"), **extra).reset_index()
+
+
+def save_table(out_dir: Path, name: str, frame: pd.DataFrame) -> str:
+    """Write a full table as tables/<name>.csv beside the report; return a markdown link to it."""
+    write_csv(out_dir / "tables" / f"{name}.csv", frame)
+    return f"[tables/{name}.csv](tables/{name}.csv)"
+
+
+# --- header -------------------------------------------------------------------------------------------------
+
+
+def recorded_setup(suite: Suite, out_dir: Path) -> tuple[dict[str, Any], str]:
+    """The data / model / train setup the runs recorded (`setups.json`: hash -> setup), when all runs share
+    it, else the suite's; with a note on where it came from."""
+    from_suite = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
+                  "train": suite.train.model_dump(mode="json")}
+    setups = read_json(out_dir / "setups.json", {})
+    parsed = [json.loads(s) if isinstance(s, str) else s for s in setups.values()]
+    shared = {json.dumps({k: s.get(k) for k in ("data", "model", "train")}, sort_keys=True) for s in parsed}
+    if len(shared) == 1:
+        return {**from_suite, **json.loads(shared.pop())}, "as recorded by the runs (setups.json)"
+    if len(shared) > 1:
+        return from_suite, f"from the suite file; the runs recorded {len(shared)} different setups (setups.json)"
+    return from_suite, "from the suite file"
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
+    setup, source = recorded_setup(suite, out_dir)
+    env = read_json(out_dir / "environment.json", {})
+    infos = read_json(out_dir / "runs.json", {})
+    data, model, train = setup["data"], setup["model"], setup["train"]
+    sizes = {(i.get("train_images"), i.get("test_images")) for i in infos.values() if "train_images" in i}
+    used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" for a, b in sorted(sizes))) if sizes \
+        else "; images used not recorded"
+    counts = sorted({i["parameters"] for i in infos.values() if "parameters" in i})
+    parameters = f", {', '.join(f'{c:,}' for c in counts)} parameters" if counts else ""
+    opt, sched = train.get("optimizer", {}), train.get("schedule", {})
+    runs = results["run"].nunique() if len(results) else 0
+    methods = "; ".join(f"{display_name(label)} ({_params(p) or 'no parameters'})"
+                        for label, p in suite.methods.items())
+    lines = [
+        ("Suite", f"{suite.name} (setup {source})"),
+        ("Dataset", f"{data['name']}{' (' + _params(data.get('params', {})) + ')' if data.get('params') else ''}"
+                    f"{used}"),
+        ("Model", f"{model['name']}{' (' + _params(model.get('params', {})) + ')' if model.get('params') else ''}"
+                  f"{parameters}"),
+        ("Schedule", f"{train['epochs']} epochs, batch {train['batch_size']}, {opt.get('name')} lr {opt.get('lr')}"
+                     f" ({sched.get('name')}), weight decay {opt.get('weight_decay')}, precision "
+                     f"{train.get('precision')}"),
+        ("Methods", methods),
+        ("Seeds", f"{', '.join(map(str, suite.seeds))} ({runs} of {len(suite.methods) * len(suite.seeds)} runs "
+                  f"finished)"),
+        ("Device", env.get("device", "not recorded")),
+        ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
+         if env else "not recorded"),
+        ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
+        ("Started", env.get("started", "not recorded")),
+        ("Wall time", wall_times(infos, list(suite.evaluations))),
+    ]
+    return (f"# {suite.name}\n\n{markdown_table([[f'**{k}**', v] for k, v in lines], ['', ''])}\n\n"
+            "All numbers are from the model of the **last epoch** (not the best epoch on the test set); mean ± "
+            "sample std over seeds, a single seed shows the value alone.\n")
+
+
+def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:
+    """Total wall time per phase over the runs that recorded it (mean per run in brackets)."""
+    parts = []
+    for phase in ["train", *evaluations]:
+        seconds = [i["seconds"][phase] for i in infos.values() if phase in i.get("seconds", {})]
+        if seconds:
+            label = "training" if phase == "train" else phase
+            parts.append(f"{label} {_minutes(sum(seconds))} ({_minutes(sum(seconds) / len(seconds))} per run)")
+    return "; ".join(parts) or "not recorded"
+
+
+# --- summary ------------------------------------------------------------------------------------------------
+
+
+def baseline_of(methods: list[str]) -> str:
+    return "baseline" if "baseline" in methods else methods[0]
+
+
+def format_difference(diff: Any) -> str:
+    if math.isnan(diff.delta):
+        return "–"
+    if math.isnan(diff.low):
+        return f"{diff.delta:+.2f} (no interval)"
+    mark = " *" if diff.significant else ""
+    return f"{diff.delta:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]{mark}"
+
+
+def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
+    from .figures import summary_bars
+    from .summary import HEADLINES, difference, headline_values
+
+    values = headline_values(results)
+    evaluated = set(results["evaluation"])
+    status = {h.key: ("not in suite" if h.evaluation not in suite.evaluations else
+                      f"{MISSING} (no rows)" if h.evaluation not in evaluated else
+                      f"{MISSING} (metric not produced)") for h in HEADLINES}
+    body, diffs_body, tests = [], [], set()
+    base = baseline_of(methods)
+    others = [m for m in methods if m != base]
+    for h in HEADLINES:
+        mine = values[values["headline"] == h.key]
+        label = f"{h.label} {h.arrow}"
+        if mine.empty:
+            body.append([label, *([status[h.key]] * len(methods))])
+            diffs_body.append([label, *([status[h.key]] * len(others))])
+            continue
+        body.append([label, *(mean_std(mine[mine["method"] == m]["value"]) if (mine["method"] == m).any()
+                              else MISSING for m in methods)])
+        row = [label]
+        for m in others:
+            diff = difference(mine[mine["method"] == m], mine[mine["method"] == base])
+            tests.add(diff.test)
+            row.append(format_difference(diff))
+        diffs_body.append(row)
+    seeds = len(suite.seeds)
+    parts = [f"## Summary\n\nHeadline metrics, mean ± std over seeds (↓ lower is better, ↑ higher is better). "
+             f"Per-run values: {save_table(out_dir, 'summary_per_run', values)}.\n",
+             markdown_table(body, ["Metric", *map(display_name, methods)]) + "\n"]
+    if others:
+        how = []
+        if "paired-t" in tests:
+            how.append("with >= 2 seeds, a **paired t-test over seeds** (same seed = same data order and "
+                       "initialisation; `scipy.stats.ttest_rel`), 95% t interval of the mean paired difference")
+        if "per-image" in tests:
+            how.append("with **one seed**, the **per-image** 95% intervals of the two methods (results.csv "
+                       "`ci_low` / `ci_high`) combined as independent: ±sqrt(h₁² + h₂²), conservative as both "
+                       "use the same images")
+        if "none" in tests:
+            how.append("“no interval”: one seed and no per-image interval recorded, or no spread over seeds")
+        parts += [f"### Difference to {display_name(base)}\n\nMethod minus {display_name(base)}, with its 95% "
+                  f"interval [low, high]; **\\*** marks an interval that excludes zero (a difference unlikely "
+                  f"to be seed or sampling noise; check the arrow for better or worse). Intervals: "
+                  f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
+                  markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
+    if len(values):
+        parts.append(summary_bars(values, HEADLINES, methods, out_dir / "figures") + "\n")
+    return "\n".join(parts)
+
+
+def figures_section(methods: list[str], out_dir: Path) -> str:
+    """Training curves (from curves.csv) and the training-input grid (drawn at run time), when present."""
+    from .figures import training_curves
+
+    parts = []
+    curves_file = out_dir / "curves.csv"
+    if curves_file.is_file():
+        curves = pd.read_csv(curves_file)
+        link = training_curves(curves, methods, out_dir / "figures")
+        parts.append("Train loss (on the mixed targets) and test accuracy per epoch; mean over seeds, ± std "
+                     f"shaded. Data: [curves.csv](curves.csv).\n\n{link}")
+    if (out_dir / "figures" / "training_inputs.png").is_file():
+        parts.append("What each method feeds the model: the same training images through every method, with "
+                     "the label weights of the mixed target under each image.\n\n"
+                     "![training inputs](figures/training_inputs.png)")
+    return "## Training\n\n" + "\n\n".join(parts) + "\n" if parts else ""
 
 
 def main_table(results: pd.DataFrame, methods: list[str]) -> str:
     clean = results[results["evaluation"].isin(["clean", "train"])]
-    columns = {"top1_err": "Top-1 err (%)", "top5_err": "Top-5 err (%)", "nll": "NLL", "ece": "ECE (%)",
+    columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓",
                "train_minutes": "Train time (min)"}
-    return mean_std_table(clean, columns, methods)
-
-
-def header(suite: Suite, results: pd.DataFrame) -> str:
-    model = suite.model.name + (f" {suite.model.params}" if suite.model.params else "")
-    subset = f", training subset {suite.data.train_subset} images" if suite.data.train_subset else ""
-    seeds = ", ".join(str(s) for s in suite.seeds)
-    runs = results["run"].nunique() if len(results) else 0
-    return (f"# {suite.name}\n\n"
-            f"Dataset **{suite.data.name}**{subset}; model **{model}**; **{suite.train.epochs} epochs**, batch "
-            f"{suite.train.batch_size}, {suite.train.optimizer.name} lr {suite.train.optimizer.lr} "
-            f"({suite.train.schedule.name}), weight decay {suite.train.optimizer.weight_decay}; seeds {seeds} "
-            f"({runs} finished runs).\n\n"
-            f"All numbers are from the **last epoch** (not the best epoch on the test set), as mean ± sample std "
-            f"over seeds; a single seed shows the value alone. Best mean per column in bold; ≈ marks a mean within "
-            f"one standard deviation of the best, a difference within seed noise (with one seed, noise cannot be "
-            f"judged).\n")
+    note = sampling_note(clean[clean["metric"].isin(["top1_err", "top5_err"])])
+    return mean_std_table(clean, columns, methods) + (f"\n\nError rates: {note}" if note else "")
 
 
 def check_one_setup(results: pd.DataFrame) -> None:
@@ -111,19 +293,39 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
     check_one_setup(results)
     methods = [m for m in suite.methods if m in set(results.get("method", []))]
     ctx = ReportContext(out_dir=out_dir, figures_dir=out_dir / "figures", methods=methods)
-    parts = [header(suite, results)]
+    parts = [header(suite, results, out_dir)]
+    if methods:
+        parts.append(summary_section(suite, results, methods, out_dir))
     if failures:
         lines = "\n".join(f"- `{run}`: {error}" for run, error in sorted(failures.items()))
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
-        parts.append(f"## Main results\n\n{main_table(results, methods)}\n")
+        parts.append(figures_section(methods, out_dir))
+        parts.append(f"## Clean test set\n\n{main_table(results, methods)}\n")
         for name in suite.evaluations:
-            rows = results[results["evaluation"] == name]
-            if name == "clean" or rows.empty:
+            if name == "clean":
                 continue
-            section = EVALUATIONS.get(name).report(rows, ctx)
+            evaluation = EVALUATIONS.get(name)
+            rows = results[results["evaluation"] == name]
+            section = evaluation.report(rows, ctx) if len(rows) else "Not evaluated: no finished run has rows."
             if section:
-                parts.append(f"## {EVALUATIONS.get(name).title}\n\n{section}\n")
+                parts.append(f"## {evaluation.title}\n\n{section}\n")
     path = out_dir / "report.md"
-    write_text(path, "\n".join(parts))
+    write_text(path, "\n".join(p for p in parts if p))
     return path
+
+
+def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]]:
+    """The suite, results table and failures that a results directory recorded."""
+    for name in ("results.csv", "suite.json"):
+        if not (out_dir / name).is_file():
+            raise BenchError(f"{out_dir}: not a results directory (no {name}); expected the output_dir of a run "
+                             f"made by this version")
+    suite = Suite.model_validate(json.loads((out_dir / "suite.json").read_text()))
+    return suite, pd.read_csv(out_dir / "results.csv"), read_json(out_dir / "failures.json", {})
+
+
+def report_from_dir(out_dir: Path) -> Path:
+    """Rebuild report.md from what the results directory holds: no training, no model, no data."""
+    suite, results, failures = load_results_dir(out_dir)
+    return build_report(suite, results, out_dir, failures)

@@ -31,11 +31,13 @@ from .data import Dataset, Split, create_dataset
 from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .faults import kill_point
+from .figures import training_inputs
 from .io import atomic_write, write_csv, write_text
 from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
-from .report import build_report
+from .provenance import copy_to_results, device_name, environment, record
+from .report import report_from_dir
 from .setups import differences, setup_hash, training_setup
 from .train import Classifier
 
@@ -210,12 +212,15 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=run_dir, cache_dir=cache_dir,
                       channels_last=suite.train.channels_last)
+    record(run_dir, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
     for name, params in suite.evaluations.items():
         path = run_dir / "eval" / f"{name}.csv"
         if not path.exists():
             log.info("%s: evaluation %s", run.name, name)
+            started = time.perf_counter()
             result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{name}", **params).run(ctx))
+            record(run_dir, seconds={name: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{name}")
             result.insert(0, "evaluation", name)
             write_csv(path, result)
@@ -236,7 +241,10 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     write_text(run_dir / "config.yaml", yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
     train_file = run_dir / "eval" / "train.csv"
     if not train_file.exists():
+        started = time.perf_counter()
         write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, run_dir)))
+        record(run_dir, seconds={"train": time.perf_counter() - started})
+    record(run_dir, train_images=len(data[1]), test_images=len(data[2]))
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, run_dir, out / "cache")
     frame = pd.DataFrame(rows)
@@ -261,6 +269,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     out = output_dir(suite)
     check_writable(out)
     device = select_device(suite.device)  # fail before starting workers
+    write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     runs = suite_runs(suite)
     preflight(suite, out, runs)
     pending = [r for r in runs if not finished(suite, out / "runs" / r.name)]
@@ -280,9 +289,12 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     for r in runs:
         if not (out / "runs" / r.name / "DONE").exists() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
-    results = write_results(out, runs)
+    write_results(out, runs)
+    if not (out / "figures" / "training_inputs.png").exists():
+        draw_training_inputs(suite, out)
+    copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
     kill_point("report")
-    build_report(suite, results, out, failures)
+    report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report` does
     return out, failures
 
 
@@ -388,6 +400,18 @@ def inside(out: Path, path: Path) -> Path:
     if not path.resolve().is_relative_to(out.resolve()):
         raise BenchError(f"{path}: would be written outside the output folder {out}")
     return path
+
+
+def draw_training_inputs(suite: Suite, out: Path, count: int = 6) -> None:
+    """The report's grid of what each method feeds the model: the first `count` training images."""
+    dataset, train, _ = load_data(suite)
+    count = min(count, len(train))
+    methods = {}
+    for label in suite.methods:
+        name, params = suite.method_spec(label)
+        methods[label] = create_method(name, f"methods.{label}", **params)
+    training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
+                    dataset.num_classes, None, out / "figures")
 
 
 def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None) -> None:

@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 
 from ..errors import BenchError
-from ..report import mean_std_table
+from ..figures import new_figure, save_figure
+from ..report import mean_std_table, sampling_note
 from ..robustness.attacks import fgsm, pgd
-from ..robustness.budget import check_max_images, scored_split
-from ..robustness.reporting import new_figure, plot_curves, save_figure, settings
+from ..robustness.budget import check_max_images, default_count, scored_split
+from ..robustness.reporting import plot_curves, settings
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, ReportContext, Row
+from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 
 log = logging.getLogger("cutmix_bench")
 Attack = tuple[str, float]  # (clean / fgsm / pgd, epsilon in units of 1/255)
@@ -86,6 +87,13 @@ class Adversarial(Evaluation):
         return [{"metric": "top1_acc", "subset": attack, "level": level, "value": 100 * hits / len(test),
                  "setting": setting} for (attack, level), hits in correct.items()]
 
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        n = min(test_size, default_count(self.max_images, device_type) or test_size)
+        pgd_steps = self.pgd_steps if self.pgd_epsilon is not None else 0
+        passes = n * (1 + 4 * len(self.epsilons) + (3 * pgd_steps + 1 if pgd_steps else 0))  # backward = 2 passes
+        return Plan(n, passes, f"{n:,} images x (clean + {len(self.epsilons)} FGSM + "
+                    f"{'PGD-' + str(pgd_steps) if pgd_steps else 'no PGD'})")
+
     def score_batch(self, ctx: EvalContext, images: torch.Tensor, labels: torch.Tensor, attacks: list[Attack],
                     generator: torch.Generator | None) -> dict[Attack, int]:
         """Correct predictions per (attack, level) on one batch of uint8 NHWC images."""
@@ -117,7 +125,10 @@ class Adversarial(Evaluation):
             "setting). FGSM: x + ε·sign(∇ₓ CE), clipped to [0, 1]. PGD: repeated signed-gradient steps, each "
             f"projected onto the ε-ball and [0, 1]. Model in eval mode. Setting: {settings(rows)}. Higher is "
             "better. Mean ± std over seeds.\n",
-            mean_std_table(rows, columns, ctx.methods, column="key", lower_is_better=False) + "\n"]
+            mean_std_table(rows, columns, ctx.methods, column="key") + "\n"]
+        note = sampling_note(rows)
+        if note:
+            parts.append(f"Accuracies: {note}\n")
         curve = rows[rows["subset"].isin(["clean", "fgsm"])].assign(subset="fgsm")
         figure, axes = new_figure(1, 1)
         ax = axes[0][0]

@@ -78,11 +78,25 @@ class ReportContext:
     methods: list[str]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What `run` will score, for `cutmix-bench run --dry-run`: distinct images, forward passes (a
+    backward pass counts as two) and a one-line description."""
+
+    images: int
+    passes: int
+    text: str
+
+
 class Evaluation:
     """Base class. Subclasses take their suite parameters as keyword arguments in `__init__`
     (validated there), and set `title`."""
 
     title = "Evaluation"
+
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""
+        return Plan(test_size, test_size, f"{test_size:,} test images")
 
     def run(self, ctx: EvalContext) -> list[Row]:
         raise NotImplementedError

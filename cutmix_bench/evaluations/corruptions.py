@@ -20,10 +20,11 @@ from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
 from ..data import Split
 from ..errors import BenchError
-from ..report import display_name, mean_std_table
+from ..figures import new_figure, save_figure
+from ..report import cell_stats, display_name, mean_std_table, sampling_note, save_table
 from ..robustness.budget import check_max_images, scored_positions
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, ReportContext, Row
+from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 from .clean import classification_metrics
 
 log = logging.getLogger("cutmix_bench")
@@ -69,6 +70,14 @@ class Corruptions(Evaluation):
         rows = [{"metric": "clean_err", "value": clean}, *cells, *summary_rows(pd.DataFrame(cells), clean)]
         return [{**row, "source": description} for row in rows]
 
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        n = len(positions) if (positions := scored_positions(test_size, self.max_images, device_type)) is not None \
+            else test_size
+        cells = len(self.corruptions) * len(self.severities)
+        source = "from files" if self.root is not None and self.root.is_dir() else "generated once into the cache"
+        return Plan(n * (1 + cells), n * (1 + cells), f"{n:,} images x ({len(self.corruptions)} corruptions x "
+                    f"{len(self.severities)} severities + clean), {source}")
+
     def open(self, ctx: EvalContext, test: Split, positions: np.ndarray | None) -> tuple[CorruptionDir, str]:
         """The corrupted images of `test` (the run's test split at `positions`, None = all) and a one-line
         description of where from."""
@@ -104,15 +113,18 @@ class Corruptions(Evaluation):
             f"Top-1 error (%) on corrupted test images ({sources}). {mean_text} Corruption columns average their "
             "severities; Rel. = corruption error minus clean error; the 4 extra corruptions (speckle noise, Gaussian "
             "blur, spatter, saturate) are reported apart, never in the mean. Mean ± std over seeds.",
-            mean_std_table(rows, main, ctx.methods, column="key"),
-            "Summary by category:", mean_std_table(rows, summary, ctx.methods, column="key"),
+            "Summary by category:", mean_std_table(rows, summary, ctx.methods, column="key", transpose=True,
+                                                   first="Error (%)"),
+            "Per corruption (mean over its severities):",
+            mean_std_table(rows, main, ctx.methods, column="key", transpose=True, first="Corruption"),
         ]
+        note = sampling_note(rows[rows["metric"] == "top1_err"])
+        parts.append(f"{'Cells: ' + note + ' ' if note else ''}Every (corruption, severity) cell, mean / std / seeds: "
+                     f"{save_table(ctx.out_dir, 'corruptions', cell_stats(rows))}.")
         if levels:
             severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
-            figure = severity_figure(rows, ctx, levels)
             parts += ["Error by severity (mean over the evaluated benchmark corruptions):",
-                      mean_std_table(rows, severity, ctx.methods, column="key"),
-                      f"![error vs severity](figures/{figure.name})"]
+                      mean_std_table(rows, severity, ctx.methods, column="key"), severity_figure(rows, ctx, levels)]
         return "\n\n".join(parts)
 
 
@@ -154,28 +166,17 @@ def subset_rows(root: Path, ctx: EvalContext) -> np.ndarray | None:
     return Split(positions, positions).subset(n, data.get("subset_seed", 0)).y.numpy()
 
 
-def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -> Path:
-    """Error vs severity per method (0 = clean), mean over seeds with the std as error bars."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5, 3.5))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -> str:
+    """Error vs severity per method (0 = clean), mean over seeds with the std as error bars; the link."""
+    figure, axes = new_figure(1, 1, width=5, height=3.5)
+    ax = axes[0][0]
     for method in ctx.methods:
         mine = rows[rows["method"] == method]
         keys = ["clean_err"] + [f"severity_err:{s}" for s in levels]
         stats = [mine.loc[mine["key"] == k, "value"].agg(["mean", "std"]) for k in keys]
-        axes.errorbar([0, *levels], [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
-                      for s in stats], marker="o", capsize=3, label=display_name(method))
-    axes.set_xticks([0, *levels], ["clean", *map(str, levels)])
-    axes.set_xlabel("severity")
-    axes.set_ylabel("top-1 error (%)")
-    axes.set_title("Mean over the evaluated benchmark corruptions", fontsize=9)
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.figures_dir / "corruption_severity.png"
-    figure.savefig(path, dpi=120)
-    return path
+        ax.errorbar([0, *levels], [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
+                    for s in stats], marker="o", capsize=3, label=display_name(method))
+    ax.set_xticks([0, *levels], ["clean", *map(str, levels)])
+    ax.set(xlabel="severity", ylabel="top-1 error (%)", title="Mean over the evaluated benchmark corruptions")
+    ax.legend()
+    return save_figure(figure, ctx.figures_dir, "corruption_severity", "error vs severity")

@@ -11,12 +11,14 @@ import pandas as pd
 import torch
 
 from ..errors import BenchError
+from ..figures import new_figure, save_figure
+from ..report import sampling_note
 from ..robustness.budget import default_count
 from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_rates
 from ..robustness.occlusion import default_sizes
-from ..robustness.reporting import level_table, new_figure, plot_curves, save_figure, settings
+from ..robustness.reporting import level_table, plot_curves, settings
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, ReportContext, Row
+from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 
 STYLES = {"mixup": ("Mixup", "λ"), "cutmix": ("CutMix", "s")}  # subset: (display name, level symbol)
 METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P(neither) (%)"}
@@ -70,6 +72,11 @@ class InBetween(Evaluation):
                 for (style, level), preds in predictions.items()
                 for metric, value in prediction_rates(torch.cat(preds), y_a, y_b).items()]
 
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        pairs = self.pairs or default_count(None, device_type) or GPU_PAIRS
+        points = len(self.lams) + len(self.sizes or default_sizes(side))
+        return Plan(2 * pairs, pairs * points, f"{pairs:,} pairs x {points} mixing levels")
+
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
         parts = [
@@ -77,15 +84,15 @@ class InBetween(Evaluation):
             "**Mixup-style**: input λ·x_A + (1 − λ)·x_B on [0, 1] pixels (λ = weight of A). **CutMix-style**: x_A "
             "with its centred s x s square (start (H − s) // 2) replaced by the same square of x_B (s in pixels). "
             "Percent of pairs predicted as class A, class B, or neither. P(neither) is the paper's metric (lower "
-            "is better, best in bold); P(A) and P(B) have no better direction. Mean ± std over seeds.\n"]
+            "is better); P(A) and P(B) have no better direction. Mean ± std over seeds.\n"]
         figure, axes = new_figure(2, 3)
         for row_axes, (style, (name, symbol)) in zip(axes, STYLES.items()):
             levels = sorted(rows[rows["subset"] == style]["level"].astype(float).unique())
             parts.append(f"### {name}-style inputs\n")
             for (metric, label), ax in zip(METRICS.items(), row_axes):
-                better = True if metric == "p_neither" else None
-                table = level_table(rows, metric, style, levels, f"{symbol}=", ctx.methods, better)
-                parts.append(f"{label}:\n\n{table}\n")
+                table = level_table(rows, metric, style, levels, f"{symbol}=", ctx.methods)
+                note = sampling_note(rows[(rows["metric"] == metric) & (rows["subset"] == style)])
+                parts.append(f"{label}:\n\n{table}\n" + (f"\n{note}\n" if note else ""))
                 plot_curves(ax, rows, metric, style, ctx.methods)
                 unit = " (pixels)" if style == "cutmix" else ""
                 ax.set(title=f"{name}-style: {label}", xlabel=symbol + unit, ylabel="%")

@@ -12,12 +12,13 @@ import pandas as pd
 import torch
 
 from ..errors import BenchError
-from ..report import mean_std_table
-from ..robustness.budget import check_max_images, scored_split
+from ..figures import new_figure, save_figure
+from ..report import cell_stats, mean_std_table, sampling_note, save_table
+from ..robustness.budget import check_max_images, default_count, scored_split
 from ..robustness.occlusion import MODES, default_sizes, normalised_auc, occlude
-from ..robustness.reporting import level_table, new_figure, plot_curves, save_figure, settings
+from ..robustness.reporting import level_table, plot_curves, settings
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, ReportContext, Row
+from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 
 TABLE_SIZES = 5
 
@@ -67,6 +68,11 @@ class Occlusion(Evaluation):
                              "setting": setting})
         return rows
 
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        n = min(test_size, default_count(self.max_images, device_type) or test_size)
+        sizes = len(self.sizes or default_sizes(side))
+        return Plan(n, n * len(MODES) * sizes, f"{n:,} images x {len(MODES)} modes x {sizes} sizes")
+
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
         curves = rows[rows["metric"] == "top1_err"]
@@ -85,8 +91,10 @@ class Occlusion(Evaluation):
                                         ctx.methods, column="subset") + "\n")
         for mode in MODES:
             parts.append(f"{mode.capitalize()} occlusion, top-1 error (%):\n\n"
-                         + level_table(rows, "top1_err", mode, shown, "s=", ctx.methods, True)
-                         + "\n")
+                         + level_table(rows, "top1_err", mode, shown, "s=", ctx.methods) + "\n")
+        note = sampling_note(curves)
+        parts.append(f"{'Error rates: ' + note + ' ' if note else ''}Every size, mean / std / seeds per cell: "
+                     f"{save_table(ctx.out_dir, 'occlusion', cell_stats(rows))}.\n")
         figure, axes = new_figure(1, 2)
         for ax, mode in zip(axes[0], MODES):
             plot_curves(ax, rows, "top1_err", mode, ctx.methods)

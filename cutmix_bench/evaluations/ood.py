@@ -18,14 +18,15 @@ from tabulate import tabulate
 
 from ..data.cifar import Cifar10
 from ..errors import BenchError
+from ..figures import new_figure, save_figure
 from ..io import atomic_write
 from ..ood.metrics import METRICS, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
-from ..report import display_name, mean_std, mean_std_table
-from ..robustness.budget import scored_split
+from ..report import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
+from ..robustness.budget import default_count, scored_split
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, ReportContext, Row
+from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 
 log = logging.getLogger("cutmix_bench")
 
@@ -34,6 +35,7 @@ DEFAULT_SCORES = ("msp", "maxlogit", "energy")
 SCORE_NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "odin": "ODIN"}
 METRIC_NAMES = {"auroc": "AUROC ↑", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑", "fpr95": "FPR@95 ↓",
                 "tnr95": "TNR@TPR95 ↑", "detection_acc": "Det. acc ↑"}
+SHOWN = ("auroc", "fpr95")  # in the per-set markdown table; the CSV has all of METRICS
 CONVENTIONS = (
     "Scores: higher = more in-distribution. All metrics in percent, exact over the unique score thresholds "
     "(ties included, no interpolation). **TNR@TPR95** (CutMix paper, ODIN: in-distribution positive) = share of "
@@ -107,6 +109,11 @@ class OOD(Evaluation):
             raise ValueError(f"{key}: expected a list of OOD sets, got {raw!r}")
         return [parse_spec(item, f"{key}[{i}]") for i, item in enumerate(raw)]
 
+    def plan(self, test_size: int, side: int, device_type: str) -> Plan:
+        n = min(test_size, default_count(self.max_images, device_type) or test_size)
+        sets = (len(self.near) if self.near is not None else 2) + (len(self.far) if self.far is not None else 5)
+        return Plan(n * (1 + sets), n * (1 + sets), f"{n:,} in-distribution images + {sets} OOD sets of up to {n:,}")
+
     def run(self, ctx: EvalContext) -> list[Row]:
         data_root = getattr(ctx.dataset, "root", None)
         ood_root = Path(self.ood_root) if self.ood_root else Path(data_root).parent if data_root else None
@@ -156,6 +163,9 @@ class OOD(Evaluation):
         if figure:
             parts.append(figure)
         parts.append(appendix_table(rows, ctx.methods, scores, sets))
+        note = sampling_note(scored)
+        parts.append(f"{'Metrics: ' + note + ' ' if note else ''}All six metrics per (set, score, method), "
+                     f"mean / std / seeds: {save_table(ctx.out_dir, 'ood', cell_stats(scored))}.")
         return "\n\n".join(parts)
 
 
@@ -172,7 +182,7 @@ def paper_table(scored: pd.DataFrame, methods: list[str], score: str, sets: list
     """CutMix paper Table: one score, three metrics averaged over every OOD set of a run."""
     per_run = scored[scored["score"] == score].groupby(["run", "method", "metric"], as_index=False)["value"].mean()
     columns = {"tnr95": "TNR at TPR 95% ↑", "auroc": "AUROC ↑", "detection_acc": "Detection acc. ↑"}
-    table = mean_std_table(per_run, columns, methods, lower_is_better=False)
+    table = mean_std_table(per_run, columns, methods)
     return (f"### Paper protocol ({_score_name(score)} detector, mean over {len(sets)} OOD sets: "
             f"{', '.join(sets)})\n\n{table}")
 
@@ -183,15 +193,14 @@ def openood_tables(scored: pd.DataFrame, methods: list[str], scores: list[str]) 
     grouped["key"] = grouped["score"] + ":" + grouped["group"]
     present = [(s, g) for s in scores for g in ("near", "far") if ((grouped.score == s) & (grouped.group == g)).any()]
     columns = {f"{s}:{g}": f"{_score_name(s)} {g}" for s, g in present}
-    auroc = mean_std_table(grouped[grouped["metric"] == "auroc"], columns, methods, column="key",
-                           lower_is_better=False)
+    auroc = mean_std_table(grouped[grouped["metric"] == "auroc"], columns, methods, column="key")
     fpr = mean_std_table(grouped[grouped["metric"] == "fpr95"], columns, methods, column="key")
     return (f"### OpenOOD v1.5 protocol (near / far = unweighted mean over the group's sets)\n\n"
             f"AUROC (%) ↑\n\n{auroc}\n\nFPR@95 (%, OOD positive) ↓\n\n{fpr}")
 
 
 def appendix_table(rows: pd.DataFrame, methods: list[str], scores: list[str], sets: list[str]) -> str:
-    """Every (set, score, method): all six metrics, mean ± std over seeds."""
+    """Every (set, score, method): AUROC and FPR@95, mean ± std over seeds (all six metrics go to the CSV)."""
     body = []
     for label in sets:
         of_set = rows[rows["subset"] == label]
@@ -202,10 +211,10 @@ def appendix_table(rows: pd.DataFrame, methods: list[str], scores: list[str], se
                 selected = of_set[(of_set["score"] == score) & (of_set["method"] == method)]
                 if selected.empty:
                     continue
-                cells = [mean_std(selected[selected["metric"] == m]["value"]) for m in METRICS]
+                cells = [mean_std(selected[selected["metric"] == m]["value"]) for m in SHOWN]
                 body.append([label, group, int(count.max()) if len(count) else "", _score_name(score),
                              display_name(method), *cells])
-    header = ["Set", "Group", "Images", "Score", "Method", *(METRIC_NAMES[m] for m in METRICS)]
+    header = ["Set", "Group", "Images", "Score", "Method", *(METRIC_NAMES[m] for m in SHOWN)]
     return f"### Per-set results (%)\n\n{tabulate(body, header, tablefmt='github', disable_numparse=True)}"
 
 
@@ -226,24 +235,15 @@ def roc_figure(scored: pd.DataFrame, ctx: ReportContext, score: str) -> str:
                         break
     if not curves:
         return ""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    figure, axes = new_figure(1, 1, width=4.5, height=4.2)
+    ax = axes[0][0]
     for method, (fpr, tpr) in curves.items():
         area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
         ax.plot(100 * fpr, 100 * tpr, label=f"{display_name(method)} (AUROC {100 * area:.1f})")
     ax.plot([0, 100], [0, 100], color="grey", lw=0.8, ls=":")
     ax.axhline(95, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"OOD ({label}) accepted, %  (= 100 − TNR)")
-    ax.set_ylabel("in-distribution accepted, % (TPR)")
-    ax.set_title(f"ROC, {_score_name(score)} vs {label}")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(ctx.figures_dir / "ood_roc.png", dpi=120)
-    plt.close(fig)
+    ax.set(xlabel=f"OOD ({label}) accepted, %  (= 100 − TNR)", ylabel="in-distribution accepted, % (TPR)",
+           title=f"ROC, {_score_name(score)} vs {label}")
+    ax.legend(loc="lower right")
     return (f"ROC of {_score_name(score)} against {label} (in-distribution positive; dashed line: TPR 95%; "
-            f"lowest seed of each method):\n\n![OOD ROC](figures/ood_roc.png)")
+            f"lowest seed of each method):\n\n{save_figure(figure, ctx.figures_dir, 'ood_roc', 'OOD ROC')}")

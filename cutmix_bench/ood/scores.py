@@ -72,16 +72,19 @@ SCORES: Registry[Score] = Registry("OOD score")
 
 @SCORES.register("msp")
 def _msp() -> Score:
+    """Maximum softmax probability (Hendrycks & Gimpel, ICLR 2017), the CutMix paper's detector."""
     return LogitScore(msp)
 
 
 @SCORES.register("maxlogit")
 def _max_logit() -> Score:
+    """Maximum logit (Hendrycks et al., ICML 2022)."""
     return LogitScore(max_logit)
 
 
 @SCORES.register("energy")
 def _energy(temperature: float = 1.0) -> Score:
+    """Negative free energy T * logsumexp(logits / T) (Liu et al., NeurIPS 2020)."""
     if not temperature > 0:  # NaN too
         raise ValueError(f"energy temperature must be > 0, got {temperature}")
     return LogitScore(lambda logits: energy(logits, temperature))
@@ -89,7 +92,8 @@ def _energy(temperature: float = 1.0) -> Score:
 
 @SCORES.register("odin")
 class Odin(Score):
-    """Needs the model and the images (one gradient per image), so it is slower than the logit scores."""
+    """ODIN (Liang et al., ICLR 2018): MSP at temperature T after one input-perturbation step. Needs the model
+    and the images (one gradient per image), so it is slower than the logit scores."""
 
     def __init__(self, temperature: float = 1000.0, epsilon: float = 0.0014) -> None:
         if not (temperature > 0 and epsilon >= 0) or math.isinf(temperature) or math.isinf(epsilon):  # NaN too

@@ -5,14 +5,11 @@ level, setting)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from tabulate import tabulate
 
-from ..report import display_name, mean_std, mean_std_table
+from ..report import display_name, mean_std_table
 
 
 def keyed(rows: pd.DataFrame, metric: str, subset: str) -> pd.DataFrame:
@@ -24,22 +21,13 @@ def keyed(rows: pd.DataFrame, metric: str, subset: str) -> pd.DataFrame:
 
 
 def level_table(rows: pd.DataFrame, metric: str, subset: str, levels: Sequence[float], prefix: str,
-                methods: list[str], lower_is_better: bool | None, digits: int = 1) -> str:
-    """Methods x levels (columns headed `prefix`<level>), cells mean +- std over seeds; best mean in bold
-    unless `lower_is_better` is None (for quantities without a better direction)."""
+                methods: list[str], digits: int = 1) -> str:
+    """Cells mean +- std over seeds, one column per level (headed `prefix`<level>) and one row per method;
+    with more than 6 levels transposed (one row per level), so the table stays page-wide."""
     selected = keyed(rows, metric, subset)
     columns = {f"{level:g}": f"{prefix}{level:g}" for level in levels}
-    if lower_is_better is not None:
-        return mean_std_table(selected, columns, methods, column="key", lower_is_better=lower_is_better,
-                              digits=digits)
-    body = []
-    for method in methods:
-        line = [display_name(method)]
-        for key in columns:
-            values = selected[(selected["key"] == key) & (selected["method"] == method)]["value"].dropna()
-            line.append(mean_std(values, digits) if len(values) else "–")
-        body.append(line)
-    return tabulate(body, ["Method", *columns.values()], tablefmt="github", disable_numparse=True)
+    return mean_std_table(selected, columns, methods, column="key", digits=digits, transpose=len(columns) > 6,
+                          first=prefix.rstrip("="))
 
 
 def plot_curves(ax: Axes, rows: pd.DataFrame, metric: str, subset: str, methods: list[str]) -> None:
@@ -54,20 +42,6 @@ def plot_curves(ax: Axes, rows: pd.DataFrame, metric: str, subset: str, methods:
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                             color=line.get_color(), alpha=0.2, linewidth=0)
     ax.grid(alpha=0.3)
-
-
-def new_figure(rows: int, cols: int) -> tuple[Figure, list[list[Axes]]]:
-    """A figure without pyplot (no global backend state), as a rows x cols grid of axes."""
-    figure = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
-    axes = figure.subplots(rows, cols, squeeze=False)
-    return figure, [list(row) for row in axes]
-
-
-def save_figure(figure: Figure, figures_dir: Path, name: str) -> str:
-    """Save `name`.png into figures_dir; return the markdown image link relative to the report."""
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    figure.savefig(figures_dir / f"{name}.png", dpi=120)
-    return f"![{name}](figures/{name}.png)"
 
 
 def settings(rows: pd.DataFrame) -> str:

@@ -1,0 +1,152 @@
+"""The report builder on hand-made results tables: the summary, the differences to the baseline and their
+intervals equal a hand computation with scipy, marks appear only where the interval excludes zero,
+missing evaluations are named, one seed uses the per-image interval; figures are real PNGs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from cutmix_bench.compare import compare_dirs
+from cutmix_bench.config import Suite
+from cutmix_bench.figures import DPI
+from cutmix_bench.report import build_report, report_from_dir
+
+SUITE = {"name": "hand", "data": {"name": "synthetic"}, "model": {"name": "tiny"}, "train": {"epochs": 2},
+         "methods": {"baseline": {}, "cutmix": {"alpha": 1.0}, "mixup": {"alpha": 1.0}}, "seeds": [0, 1, 2],
+         "evaluations": {"clean": {}, "corruptions": {}, "adversarial": {}}}
+# clean top-1 error per seed: CutMix is 2 points better on every seed; Mixup's gap changes sign
+ERRORS = {"baseline": [20.0, 21.0, 22.5], "cutmix": [18.1, 19.0, 20.4], "mixup": [21.0, 20.0, 23.0]}
+ECE = {"baseline": [5.0, 6.0, 5.5], "cutmix": [3.0, 3.5, 3.2], "mixup": [2.0, 1.5, 2.4]}
+
+
+def results_table(seeds: list[int], with_ci: bool = True) -> pd.DataFrame:
+    rows = []
+    for method in ERRORS:
+        for seed in seeds:
+            run = f"{method}-s{seed}"
+            base = {"run": run, "method": method, "seed": seed, "model": "tiny", "dataset": "synthetic"}
+            err, ece = ERRORS[method][seed], ECE[method][seed]
+            ci = {"n": 1000, "ci_low": err - 2.5, "ci_high": err + 2.5} if with_ci else {}
+            rows += [{**base, "evaluation": "clean", "metric": "top1_err", "value": err, **ci},
+                     {**base, "evaluation": "clean", "metric": "ece", "value": ece},
+                     {**base, "evaluation": "train", "metric": "train_minutes", "value": 1.0}]
+    return pd.DataFrame(rows)
+
+
+def table(report: str, heading: str) -> dict[str, list[str]]:
+    """The first markdown table after `heading`, as {first cell: other cells}."""
+    section = report.split(heading, 1)[1]
+    lines = [line for line in section.split("\n\n|", 1)[1].split("\n\n")[0].splitlines()]
+    rows = [[cell.strip() for cell in ("|" + line if i == 0 else line).strip("|").split("|")]
+            for i, line in enumerate(lines)]
+    return {row[0]: row[1:] for row in [rows[0], *rows[2:]]}
+
+
+def write_dir(out: Path, suite: dict, results: pd.DataFrame) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    (out / "suite.json").write_text(json.dumps(Suite.model_validate(suite).model_dump(mode="json")))
+    return out
+
+
+def test_summary_and_paired_differences_match_scipy(tmp_path: Path) -> None:
+    out = write_dir(tmp_path / "r", SUITE, results_table([0, 1, 2]))
+    report = report_from_dir(out).read_text()
+    assert report.index("## Summary") < report.index("## Clean test set")
+    summary = table(report, "## Summary")
+    assert summary["Metric"] == ["Baseline", "CutMix", "Mixup"]
+    errors = np.array(ERRORS["baseline"])
+    assert summary["Clean top-1 error (%) ↓"][0] == f"{errors.mean():.2f} ± {errors.std(ddof=1):.2f}"
+    assert summary["Corruption mCE (%) ↓"] == ["missing (no rows)"] * 3  # in the suite, no rows
+    assert summary["OOD AUROC near (%) ↑"] == ["not in suite"] * 3
+    assert summary["FGSM 8/255 accuracy (%) ↑"] == ["missing (no rows)"] * 3
+
+    diffs = table(report, "### Difference to Baseline")
+    assert diffs["Metric"] == ["CutMix", "Mixup"]
+    for column, method in enumerate(["cutmix", "mixup"]):
+        for label, values in (("Clean top-1 error (%) ↓", ERRORS), ("ECE (%) ↓", ECE)):
+            test = stats.ttest_rel(values[method], values["baseline"])
+            low, high = test.confidence_interval(0.95)
+            delta = np.mean(np.subtract(values[method], values["baseline"]))
+            mark = " *" if low > 0 or high < 0 else ""
+            assert diffs[label][column] == f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]{mark}", (label, method)
+    assert diffs["Clean top-1 error (%) ↓"][0].endswith(" *")  # CutMix: 1.9 to 2.1 better on every seed
+    assert not diffs["Clean top-1 error (%) ↓"][1].endswith("*")  # Mixup: the sign changes over seeds
+    assert "paired t-test over seeds" in report and "per-image" not in report.split("### Difference")[1][:600]
+    assert "**" not in report.split("## Clean test set")[1] and "≈" not in report  # no unbacked marks
+    assert "Not evaluated" in report.split("## Corruption robustness")[1]
+    assert "n = 1,000 per cell; 95% interval over images ±2.50" in report
+
+
+def test_one_seed_uses_the_per_image_interval(tmp_path: Path) -> None:
+    suite = {**SUITE, "seeds": [0]}
+    report = report_from_dir(write_dir(tmp_path / "r", suite, results_table([0]))).read_text()
+    diffs = table(report, "### Difference to Baseline")
+    half = math.sqrt(2.5 ** 2 + 2.5 ** 2)  # two independent half-widths of 2.5
+    delta = ERRORS["cutmix"][0] - ERRORS["baseline"][0]
+    assert diffs["Clean top-1 error (%) ↓"][0] == f"{delta:+.2f} [{delta - half:+.2f}, {delta + half:+.2f}]"
+    assert diffs["ECE (%) ↓"][0] == f"{ECE['cutmix'][0] - ECE['baseline'][0]:+.2f} (no interval)"  # no ci columns
+    assert "with **one seed**, the **per-image** 95% intervals" in report
+    table(report, "## Summary")  # one value per cell, no std
+    assert table(report, "## Summary")["Clean top-1 error (%) ↓"][0] == f"{ERRORS['baseline'][0]:.2f}"
+
+
+def test_results_without_interval_columns(tmp_path: Path) -> None:
+    report = report_from_dir(write_dir(tmp_path / "r", {**SUITE, "seeds": [0]},
+                                       results_table([0], with_ci=False))).read_text()
+    diffs = table(report, "### Difference to Baseline")
+    assert all(cell.endswith("(no interval)") for cell in diffs["Clean top-1 error (%) ↓"])
+    assert "interval over images" not in report
+
+
+def test_report_rebuild_is_byte_identical_and_figures_are_pngs(tmp_path: Path) -> None:
+    out = write_dir(tmp_path / "r", SUITE, results_table([0, 1, 2]))
+    curves = pd.DataFrame([{"run": f"{m}-s{s}", "method": m, "seed": s, "epoch": e, "train_loss": 2.0 - e / 2 + s / 10,
+                            "train_acc": 50.0, "test_acc": 40.0 + 10 * e, "lr": 0.1, "seconds": 1.0}
+                           for m in ERRORS for s in range(3) for e in range(2)])
+    curves.to_csv(out / "curves.csv", index=False)
+    first = report_from_dir(out).read_bytes()
+    assert report_from_dir(out).read_bytes() == first
+    suite = Suite.model_validate(SUITE)
+    build_report(suite, pd.read_csv(out / "results.csv"), out, {})
+    assert (out / "report.md").read_bytes() == first  # the runner's path: same bytes
+    for name, size in (("training_curves", (2 * 4.2, 3.4)), ("summary", (2 * 2.6, 2.4))):
+        assert f"figures/{name}.png" in first.decode()
+        with Image.open(out / "figures" / f"{name}.png") as image:
+            assert image.format == "PNG" and image.size == (round(size[0] * DPI), round(size[1] * DPI))
+            assert np.asarray(image.convert("L")).std() > 5  # not a blank canvas
+
+
+def test_compare_matches_welch(tmp_path: Path) -> None:
+    a = write_dir(tmp_path / "a", SUITE, results_table([0, 1, 2]))
+    shifted = results_table([0, 1, 2])
+    shifted.loc[shifted["metric"] == "top1_err", "value"] += [0.5, 1.5, 1.0] * 3
+    b = write_dir(tmp_path / "b", {**SUITE, "name": "other"}, shifted)
+    text = compare_dirs(a, b, tmp_path / "compare.md").read_text()
+    assert text.startswith("# Comparison: hand (A) vs other (B)")
+    row = next(line for line in text.splitlines() if line.startswith("| Clean top-1 error (%) ↓ | CutMix"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    before, after = np.array(ERRORS["cutmix"]), np.array(ERRORS["cutmix"]) + [0.5, 1.5, 1.0]
+    low, high = stats.ttest_ind(after, before, equal_var=False).confidence_interval(0.95)
+    assert cells[2:] == [f"{before.mean():.2f} ± {before.std(ddof=1):.2f}",
+                         f"{after.mean():.2f} ± {after.std(ddof=1):.2f}",
+                         f"{after.mean() - before.mean():+.2f} [{low:+.2f}, {high:+.2f}]"]  # no mark: spans 0
+
+
+@pytest.mark.parametrize("missing", ["results.csv", "suite.json"])
+def test_report_of_a_non_results_dir_is_one_error(tmp_path: Path, missing: str, capsys) -> None:
+    from cutmix_bench.cli import main
+
+    out = write_dir(tmp_path / "r", SUITE, results_table([0]))
+    (out / missing).unlink()
+    assert main(["report", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (f"cutmix-bench: error: {out}: not a results directory (no {missing}); "
+                                               "expected the output_dir of a run made by this version")
