@@ -34,9 +34,11 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(ROOT)]  # this checkout's package, also when it is not installed
 
 import make_subset  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+
+from cutmix_bench.runner import CPU_BF16_FLAGS, cpu_flags  # noqa: E402
 
 SUITE = ROOT / "suites" / "cifar100.yaml"
 # Suite overrides per mode; every evaluation keeps its device default on a GPU (all test images).
@@ -107,8 +109,7 @@ def versions() -> dict:
             "cuda_available": torch.cuda.is_available()}
     for module in ("pytorch_lightning", "torchvision", "numpy"):
         info[module] = __import__(module).__version__
-    flags = cpu_flags()
-    info["cpu_bf16_flags"] = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
+    info["cpu_bf16_flags"] = sorted(cpu_flags() & {*CPU_BF16_FLAGS, "amx_tile"})
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_count=torch.cuda.device_count(),
@@ -119,15 +120,6 @@ def versions() -> dict:
             if shutil.which("nvidia-smi") else None
         info["nvidia_smi"] = smi.stdout.strip() if smi and smi.returncode == 0 else "not available"
     return info
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
 
 
 def results_of(log: Path) -> dict[str, str]:
