@@ -102,12 +102,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return args
 
 
-def setup(title: str, threads: int, repeats: int) -> None:
-    """Fix the thread count and print what the numbers depend on."""
+def setup(title: str, threads: int, repeats: int, device: torch.device | None = None) -> None:
+    """Fix the thread count and print what the numbers depend on (on a GPU: its name)."""
     torch.set_num_threads(threads)
+    device = device or torch.device("cpu")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    where = f"device cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "device cpu"
     print(f"== {title}")
-    print(f"   torch {torch.__version__}, device cpu, torch threads {threads}, {os.cpu_count()} CPUs "
+    print(f"   torch {torch.__version__}, {where}, torch threads {threads}, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), median of {repeats} interleaved repeats, {now}")
 
 

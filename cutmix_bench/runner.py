@@ -42,6 +42,8 @@ from .setups import differences, setup_hash, training_setup
 from .train import Classifier
 
 log = logging.getLogger("cutmix_bench")
+CPUINFO = Path("/proc/cpuinfo")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bf16 dot products (Cooper Lake, Sapphire Rapids, Zen 4)
 # Lightning's info lines (accelerator summary, tips) and deprecation chatter are noise in a suite log.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", module="pytorch_lightning")
@@ -175,12 +177,26 @@ def eval_batch_size(suite: Suite, device: torch.device) -> int:
 
 def precision(choice: str, device: torch.device) -> str:
     """Lightning's precision flag: `auto` is bf16 autocast on GPUs that support it, fp16 autocast (with
-    loss scaling) on older GPUs, fp32 on CPU."""
+    loss scaling) on older GPUs, fp32 on CPU. `bf16` on a CPU (opt-in) needs native bf16 instructions:
+    elsewhere autocast emulates them, slower than fp32, so it is refused."""
     if choice == "auto":
         if device.type != "cuda":
             return "32-true"
         return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
+    if choice == "bf16" and device.type == "cpu" and not cpu_flags() & set(CPU_BF16_FLAGS):
+        raise BenchError(f"train.precision: 'bf16' on a CPU needs native bf16 instructions (CPU flag "
+                         f"{' or '.join(CPU_BF16_FLAGS)} in {CPUINFO}); this CPU has neither: use '32' (or 'auto')")
     return "bf16-mixed" if choice == "bf16" else "32-true"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
 
 
 def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -269,6 +285,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     out = output_dir(suite)
     check_writable(out)
     device = select_device(suite.device)  # fail before starting workers
+    precision(suite.train.precision, device)
     write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     runs = suite_runs(suite)
     preflight(suite, out, runs)
