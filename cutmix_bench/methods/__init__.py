@@ -31,8 +31,11 @@ from . import (  # noqa: E402,F401  (registration)
     cutmix,
     cutout,
     cutout_mixup,
+    fmix,
     mixup,
     mixup_cutmix,
+    resizemix,
+    saliencymix,
     smoothing,
 )
 from .smoothing import Smoothed  # noqa: E402
