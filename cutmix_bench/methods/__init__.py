@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from ..errors import BenchError
 from ..registry import Registry
 from .base import Method
 
@@ -11,7 +13,29 @@ METHODS: Registry[Method] = Registry("method")
 
 
 def create_method(name: str, key: str | None = None, **params: Any) -> Method:
-    return METHODS.create(name, key, **params)
+    """Build a registered method. `smoothing: s` is accepted by every method: a method that does not take it
+    itself is wrapped so that its one-hot targets are smoothed before mixing."""
+    factory = METHODS.get(name, key)
+    if "smoothing" not in params or "smoothing" in inspect.signature(factory).parameters:
+        return METHODS.create(name, key, **params)
+    amount = params.pop("smoothing")
+    method = METHODS.create(name, key, **params)
+    try:
+        return Smoothed(method, amount)
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"{key or name}.smoothing: {exc}") from exc
 
 
-from . import baseline, cutmix, cutout, mixup  # noqa: E402,F401  (registration)
+from . import (  # noqa: E402,F401  (registration)
+    baseline,
+    cutmix,
+    cutout,
+    cutout_mixup,
+    fmix,
+    mixup,
+    mixup_cutmix,
+    resizemix,
+    saliencymix,
+    smoothing,
+)
+from .smoothing import Smoothed  # noqa: E402

@@ -14,7 +14,17 @@ import torch
 
 
 class Method:
-    """Base class: `__call__` = `apply(x, y, sample(batch_size, height, width, rng))`."""
+    """Base class: `__call__` = `apply(x, y, sample(batch_size, height, width, rng))`.
+
+    `reference` names the paper, year and official code; `cutmix-bench list` shows it with the first
+    docstring line. `attach(model)` is called once with the model being trained: input-space methods
+    ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it."""
+
+    reference = ""
+    input_space = True  # False: mixes hidden features, so it needs `attach(model)` and cannot run in a collate_fn
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Give the method the model it trains (no-op for input-space methods)."""
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         return {}
@@ -91,3 +101,66 @@ def paste_boxes(x: torch.Tensor, source: torch.Tensor, y0: np.ndarray, y1: np.nd
     mask = box_mask(y0, y1, x0 * channels, x1 * channels, height, width * channels, x.device)[:, 0]
     rows = [t.permute(0, 2, 3, 1).reshape(batch, height, width * channels) for t in (source, x)]
     return torch.where(mask, *rows).view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def blend(x: torch.Tensor, y: torch.Tensor, lam: np.ndarray, perm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup's convex combination with per-sample weights `lam` [B] of each sample and its partner."""
+    perm_t = to_device(perm, x.device)
+    lam_t = to_device(lam, x.device, x.dtype)
+    # In place on fresh temporaries: the same arithmetic as x*lam + x[perm]*(1-lam), half the allocations.
+    mixed_x = (x * lam_t[:, None, None, None]).add_(partners(x, perm_t).mul_(1 - lam_t[:, None, None, None]))
+    lam_y = lam_t.to(y.dtype)[:, None]
+    return mixed_x, y * lam_y + y[perm_t] * (1 - lam_y)
+
+
+def paste(x: torch.Tensor, y: torch.Tensor, box: list[np.ndarray],
+          perm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix's paste: box [y0, y1) x [x0, x1) of each sample from its partner; the label weights are the
+    exact pixel shares."""
+    height, width = x.shape[2], x.shape[3]
+    y0, y1, x0, x1 = box
+    perm_t = to_device(perm, x.device)
+    if all((b == b[0]).all() for b in box):  # one box for the batch: copy only the box
+        mixed_x = x.clone()
+        mixed_x[:, :, y0[0]:y1[0], x0[0]:x1[0]] = x[perm_t, :, y0[0]:y1[0], x0[0]:x1[0]]
+    else:
+        mixed_x = paste_boxes(x, partners(x, perm_t), y0, y1, x0, x1)
+    pasted = to_device((y1 - y0) * (x1 - x0), x.device, y.dtype) / (height * width)
+    keep = (1 - pasted)[:, None]
+    return mixed_x, y * keep + y[perm_t] * (1 - keep)
+
+
+def cutmix_boxes(lam: np.ndarray, cy: np.ndarray, cx: np.ndarray, active: np.ndarray, batch_size: int, height: int,
+                 width: int) -> list[np.ndarray]:
+    """The official rand_bbox: side int(size * sqrt(1 - lam)) (0 where not `active`) around (cy, cx), clipped;
+    broadcast to one box per sample."""
+    cut = np.sqrt(1.0 - lam)
+    y0, y1 = box_bounds(cy, (height * cut).astype(np.int64) * active, height)
+    x0, x1 = box_bounds(cx, (width * cut).astype(np.int64) * active, width)
+    return [np.broadcast_to(b, batch_size).copy() for b in (y0, y1, x0, x1)]
+
+
+def mask_mix(x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor,
+             perm: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """x*keep + x[perm]*(1-keep) for a per-pixel weight map `keep` [B, 1, H, W] in [0, 1]; each label weight is
+    the mean of its map, i.e. the exact pixel share where the map is binary. A 0/1 weight copies a pixel
+    exactly (x*1 + p*0 == x for finite values)."""
+    perm_t = to_device(perm, x.device)
+    keep = keep.to(x.dtype)
+    mixed_x = (x * keep).add_(partners(x, perm_t).mul_(1 - keep))
+    share = keep.double().mean(dim=(1, 2, 3)).to(y.dtype)[:, None]
+    return mixed_x, y * share + y[perm_t] * (1 - share)
+
+
+class BetaMixing(Method):
+    """Shared by the two-image methods with lam ~ Beta(alpha, alpha) (as torchvision v2's _BaseMixUpCutMix):
+    checked alpha / prob / mode and the number of draws per batch."""
+
+    def __init__(self, alpha: float = 1.0, prob: float = 1.0, mode: str = "batch") -> None:
+        self.alpha = check_positive("alpha", alpha)
+        self.prob = check_probability("prob", prob)
+        self.mode = check_mode(mode)
+
+    def draws(self, batch_size: int) -> int:
+        """1 draw per batch ('batch', the official codes) or one per sample ('elem')."""
+        return 1 if self.mode == "batch" else batch_size

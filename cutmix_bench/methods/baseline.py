@@ -6,4 +6,6 @@ from .base import Method
 
 @METHODS.register("baseline")
 class Baseline(Method):
-    """Returns the batch unchanged."""
+    """No mixing: the batch unchanged (plain ERM with one-hot targets)."""
+
+    reference = "He et al., Deep Residual Learning for Image Recognition, CVPR 2016 (the standard CIFAR recipe)"

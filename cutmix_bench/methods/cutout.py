@@ -13,9 +13,14 @@ from .base import Method, box_bounds, box_mask, check_probability, to_device
 
 @METHODS.register("cutout")
 class Cutout(Method):
-    """A `size` x `size` hole (`size` - 1 for an odd size, as the official code), centre uniform over the
+    """Cutout: one square hole per image filled with the normalised 0, labels unchanged.
+
+    A `size` x `size` hole (`size` - 1 for an odd size, as the official code), centre uniform over the
     image, clipped at the border (so it can be partly outside), filled with 0 in normalised space, i.e.
     the dataset mean colour."""
+
+    reference = ("DeVries & Taylor, Improved Regularization of Convolutional Neural Networks with Cutout, "
+                 "arXiv 2017; https://github.com/uoguelph-mlrg/Cutout")
 
     def __init__(self, size: int = 16, prob: float = 1.0) -> None:
         if not (isinstance(size, int) and size > 0):
