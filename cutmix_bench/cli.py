@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild results.csv and report.md from finished runs")
     report.add_argument("suite", type=Path)
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    commands.add_parser("list", help="list registered datasets, models, methods and evaluations")
+    listing = commands.add_parser("list", help="list registered datasets, models, methods and evaluations")
+    listing.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                         help="also import this plug-in (module name or .py file; repeatable)")
     corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C style corruption set of a test split")
     corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
     corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
@@ -97,6 +99,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .evaluations import EVALUATIONS
     from .methods import METHODS
     from .models import MODELS
+    from .plugins import load_plugins
+
+    load_plugins(args.plugins)
 
     for registry in (DATASETS, MODELS, METHODS, EVALUATIONS):
         print(f"{registry.kind}s: {', '.join(registry.names())}")

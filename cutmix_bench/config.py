@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import BenchError
+from .plugins import load_plugins, resolve_plugin_files
 
 
 class Strict(BaseModel):
@@ -82,6 +83,7 @@ class Suite(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     jobs: int = Field(1, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
+    plugins: list[str] = []  # user modules or .py files that register components (plugins.py)
 
     @field_validator("methods", "evaluations", mode="before")
     @classmethod
@@ -94,6 +96,12 @@ class Suite(Strict):
         """(registered method name, parameters) of the run label; `method:` defaults to the label."""
         params = dict(self.methods[label])
         return params.pop("method", label), params
+
+    def evaluation_spec(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(registered evaluation name, parameters) of an evaluation label; `evaluation:` defaults to the
+        label, so one evaluation can run twice with different parameters under two labels."""
+        params = dict(self.evaluations[label])
+        return params.pop("evaluation", label), params
 
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
@@ -111,6 +119,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     if not isinstance(raw, dict):
         raise BenchError(f"{path}: expected a mapping of suite keys at the top level")
     resolve_paths(raw, path.parent.resolve())
+    resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
     return validate(raw, str(path))
@@ -124,6 +133,7 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
         got = "" if error["type"] == "missing" else f", got {error.get('input')!r}"
         raise BenchError(f"{source}: {key}: {error['msg']}{got}") from None
+    load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
     check_components(suite)
     return suite
 
@@ -147,8 +157,9 @@ def check_components(suite: Suite) -> None:
     for label in suite.methods:
         name, params = suite.method_spec(label)
         create_method(name, f"methods.{label}", **params)
-    for name, params in suite.evaluations.items():
-        EVALUATIONS.create(name, f"evaluations.{name}", **params)
+    for label in suite.evaluations:
+        name, params = suite.evaluation_spec(label)
+        EVALUATIONS.create(name, f"evaluations.{label}", **params)
     if not suite.model.name.startswith("timm:"):
         check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
 
@@ -178,6 +189,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         _missing(path, keys)
     node[keys[-1]] = value
     resolve_paths(node, Path.cwd(), only=keys[-1])
+    if keys == ["plugins"]:
+        resolve_plugin_files(raw, Path.cwd())
 
 
 def is_path_key(key: str) -> bool:

@@ -101,13 +101,16 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
         parts.append(f"## Main results\n\n{main_table(results, methods)}\n")
-        for name in suite.evaluations:
-            rows = results[results["evaluation"] == name]
+        for label in suite.evaluations:
+            rows = results[results["evaluation"] == label]
+            name = suite.evaluation_spec(label)[0]
             if name == "clean" or rows.empty:
                 continue
-            section = EVALUATIONS.get(name).report(rows, ctx)
+            evaluation = EVALUATIONS.get(name)
+            section = evaluation.report(rows, ctx)
             if section:
-                parts.append(f"## {EVALUATIONS.get(name).title}\n\n{section}\n")
+                title = evaluation.title if label == name else f"{evaluation.title} (`{label}`)"
+                parts.append(f"## {title}\n\n{section}\n")
     path = out_dir / "report.md"
     write_text(path, "\n".join(parts))
     return path

@@ -34,6 +34,7 @@ from .io import atomic_write, write_csv, write_text
 from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
+from .plugins import load_plugins
 from .report import build_report
 from .train import Classifier
 
@@ -198,7 +199,7 @@ def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str,
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, run_dir: Path,
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
-    dataset, _, test = data
+    dataset, train, test = data
     model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
     state = check_checkpoint(run_dir / "last.ckpt", {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
@@ -206,16 +207,17 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
-                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir,
+                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir, train=train,
                       channels_last=suite.train.channels_last)
     rows = []
-    for name, params in suite.evaluations.items():
-        path = run_dir / "eval" / f"{name}.csv"
+    for label in suite.evaluations:
+        name, params = suite.evaluation_spec(label)
+        path = run_dir / "eval" / f"{label}.csv"
         if not path.exists():
-            log.info("%s: evaluation %s", run.name, name)
-            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{name}", **params).run(ctx))
-            kill_point(f"evaluation:{run.name}:{name}")
-            result.insert(0, "evaluation", name)
+            log.info("%s: evaluation %s", run.name, label)
+            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
+            kill_point(f"evaluation:{run.name}:{label}")
+            result.insert(0, "evaluation", label)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
@@ -289,6 +291,7 @@ def work(suite_dump: dict, worker: int | None = None) -> None:
     """Train and evaluate every run that is neither finished nor locked by another process.
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count."""
     suite = Suite.model_validate(suite_dump)
+    load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
     out, device = output_dir(suite), select_device(suite.device)
     if worker is not None and device.type == "cpu":
