@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
     compare.add_argument("--out", type=Path, default=Path("compare.md"), help="markdown file (default compare.md)")
-    commands.add_parser("list", help="list registered datasets, models, methods, evaluations, OOD scores and "
-                                     "corruptions with a one-line description")
+    listing = commands.add_parser("list", help="list registered datasets, models, methods, evaluations, OOD "
+                                               "scores and corruptions with a one-line description")
+    listing.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                         help="also import this plug-in (module name or .py file; repeatable)")
     corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C style corruption set of a test split")
     corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
     corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
@@ -142,6 +144,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .methods import METHODS
     from .models import MODELS
     from .ood.scores import SCORES
+    from .plugins import load_plugins
+
+    load_plugins(args.plugins)
 
     for registry in (METHODS, MODELS, DATASETS, EVALUATIONS, SCORES):
         print(f"{registry.kind}s:")

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import BenchError
+from .plugins import load_plugins, resolve_plugin_files
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, not starting with '.' or '-'"
@@ -114,6 +115,7 @@ class Suite(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     jobs: int = Field(1, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
+    plugins: list[str] = []  # user modules or .py files that register components (plugins.py)
 
     @field_validator("methods", "evaluations", mode="before")
     @classmethod
@@ -146,6 +148,12 @@ class Suite(Strict):
         params = dict(self.methods[label])
         return params.pop("method", label), params
 
+    def evaluation_spec(self, label: str) -> tuple[str, dict[str, Any]]:
+        """(registered evaluation name, parameters) of an evaluation label; `evaluation:` defaults to the
+        label, so one evaluation can run twice with different parameters under two labels."""
+        params = dict(self.evaluations[label])
+        return params.pop("evaluation", label), params
+
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
@@ -166,6 +174,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     if not isinstance(raw, dict):
         raise BenchError(f"{path}: expected a mapping of suite keys at the top level")
     resolve_paths(raw, path.parent.resolve())
+    resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
     return validate(raw, str(path))
@@ -182,6 +191,7 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
         if error["type"] == "value_error":
             got = ""  # our messages quote the value themselves
         raise BenchError(f"{source}: {key}: {message}{got}") from None
+    load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
     check_components(suite)
     return suite
 
@@ -206,8 +216,9 @@ def check_components(suite: Suite) -> None:
         check_name(label, "methods")
         name, params = suite.method_spec(label)
         create_method(name, f"methods.{label}", **params)
-    for name, params in suite.evaluations.items():
-        EVALUATIONS.create(name, f"evaluations.{name}", **params)
+    for label in suite.evaluations:
+        name, params = suite.evaluation_spec(label)
+        EVALUATIONS.create(name, f"evaluations.{label}", **params)
     if not suite.model.name.startswith("timm:"):
         check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
     elif importlib.util.find_spec("timm") is None:
@@ -239,6 +250,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         _missing(path, keys)
     node[keys[-1]] = value
     resolve_paths(node, Path.cwd(), only=keys[-1])
+    if keys == ["plugins"]:
+        resolve_plugin_files(raw, Path.cwd())
 
 
 def is_path_key(key: str) -> bool:

@@ -76,9 +76,9 @@ def dry_run(suite: Suite, jobs: int) -> str:
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]
     shape = tuple(test.x.shape[1:])
-    plans = {name: EVALUATIONS.create(name, f"evaluations.{name}", **params).plan(len(test), max(shape[:2]),
-                                                                                    device.type)
-             for name, params in suite.evaluations.items()}
+    plans = {label: EVALUATIONS.create(name, f"evaluations.{label}", **params).plan(len(test), max(shape[:2]),
+                                                                                      device.type)
+             for label, (name, params) in ((lb, suite.evaluation_spec(lb)) for lb in suite.evaluations)}
     lines.append("evaluations (per run):")
     lines += [f"  {name:<12} {plan.text}" for name, plan in plans.items()]
     if device.type == "cpu":  # as the runner: one thread per worker process

@@ -302,14 +302,16 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
     if methods:
         parts.append(figures_section(methods, out_dir))
         parts.append(f"## Clean test set\n\n{main_table(results, methods)}\n")
-        for name in suite.evaluations:
+        for label in suite.evaluations:
+            name = suite.evaluation_spec(label)[0]
             if name == "clean":
                 continue
             evaluation = EVALUATIONS.get(name)
-            rows = results[results["evaluation"] == name]
+            rows = results[results["evaluation"] == label]
             section = evaluation.report(rows, ctx) if len(rows) else "Not evaluated: no finished run has rows."
             if section:
-                parts.append(f"## {evaluation.title}\n\n{section}\n")
+                title = evaluation.title if label == name else f"{evaluation.title} (`{label}`)"
+                parts.append(f"## {title}\n\n{section}\n")
     path = out_dir / "report.md"
     write_text(path, "\n".join(p for p in parts if p))
     return path

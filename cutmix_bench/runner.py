@@ -36,6 +36,7 @@ from .io import atomic_write, write_csv, write_text
 from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
+from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .setups import differences, setup_hash, training_setup
@@ -218,7 +219,7 @@ def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str,
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, run_dir: Path,
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
-    dataset, _, test = data
+    dataset, train, test = data
     model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
     state = check_checkpoint(run_dir / "last.ckpt", {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
@@ -226,19 +227,20 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
-                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir,
+                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir, train=train,
                       channels_last=suite.train.channels_last)
     record(run_dir, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
-    for name, params in suite.evaluations.items():
-        path = run_dir / "eval" / f"{name}.csv"
+    for label in suite.evaluations:
+        name, params = suite.evaluation_spec(label)
+        path = run_dir / "eval" / f"{label}.csv"
         if not path.exists():
-            log.info("%s: evaluation %s", run.name, name)
+            log.info("%s: evaluation %s", run.name, label)
             started = time.perf_counter()
-            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{name}", **params).run(ctx))
-            record(run_dir, seconds={name: time.perf_counter() - started})
-            kill_point(f"evaluation:{run.name}:{name}")
-            result.insert(0, "evaluation", name)
+            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
+            record(run_dir, seconds={label: time.perf_counter() - started})
+            kill_point(f"evaluation:{run.name}:{label}")
+            result.insert(0, "evaluation", label)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
@@ -406,10 +408,10 @@ def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
         raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
                          f"images)")
     side = max(test.x.shape[1:3])
-    for name, params in suite.evaluations.items():
+    for label, params in suite.evaluations.items():
         sizes = params.get("sizes")
         if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
-            raise BenchError(f"evaluations.{name}.sizes: {max(sizes)} is larger than the image side {side}")
+            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
 
 
 def inside(out: Path, path: Path) -> Path:
@@ -436,6 +438,7 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
     A failing run, even one whose folder cannot be written, never stops the others."""
     suite = Suite.model_validate(suite_dump)
+    load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
     out, device = output_dir(suite), select_device(suite.device)
     if worker is not None and device.type == "cpu":

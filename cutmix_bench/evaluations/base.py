@@ -38,6 +38,7 @@ class EvalContext:
     seed: int
     run_dir: Path
     cache_dir: Path
+    train: Split | None = None  # the training split (un-augmented), for fit stages such as OOD scores' `setup`
     channels_last: bool = True
     mean: torch.Tensor = field(init=False)
     std: torch.Tensor = field(init=False)

@@ -122,6 +122,11 @@ class OOD(Evaluation):
                   "far": default_far if self.far is None else self.far}
         test = scored_split(ctx.test, self.max_images, ctx.device.type)
         cap = self.max_images if len(test) == len(ctx.test) else len(test)  # OOD sets no larger than in-dist
+        if ctx.train is None and any(type(s).setup is not Score.setup for s in self.scores.values()):
+            raise BenchError("evaluations.ood: a score with a fit stage needs the training split; none was given")
+        for score in self.scores.values():
+            if ctx.train is not None:
+                score.setup(ctx, ctx.train)
         in_logits = ctx.logits(test.x)
         in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
         arrays = {f"in__{name}": values for name, values in in_scores.items()}

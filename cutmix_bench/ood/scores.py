@@ -16,6 +16,7 @@ import torch
 from ..registry import Registry
 
 if TYPE_CHECKING:
+    from ..data import Split
     from ..evaluations.base import EvalContext
 
 
@@ -53,7 +54,13 @@ def odin(forward: Callable[[torch.Tensor], torch.Tensor], x01: torch.Tensor, tem
 
 
 class Score:
-    """Base: `__call__(ctx, images, logits)` -> float64 scores [N]; `images` uint8 NHWC CPU, `logits` theirs."""
+    """Base: `__call__(ctx, images, logits)` -> float64 scores [N]; `images` uint8 NHWC CPU, `logits` theirs.
+
+    `setup` is the fit stage (OpenOOD's postprocessor `setup`): called once per model before scoring, with the
+    training split, so that scores such as Mahalanobis, KNN or ViM can fit their statistics."""
+
+    def setup(self, ctx: EvalContext, train: Split) -> None:
+        """Nothing to fit by default."""
 
     def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
         raise NotImplementedError

@@ -1,0 +1,75 @@
+"""User plug-ins: modules, kept in the user's own repository, that register methods, models, datasets, OOD
+scores, corruptions or evaluations with the public registries.
+
+Two ways in, both imported by the command line before a suite is checked and by every worker process before
+it builds anything (spawned workers start with empty registries):
+- the suite key `plugins:`, a list of importable module names (`my_package.my_methods`) or `.py` files
+  (relative to the suite file, or to the current directory with `--set`);
+- the entry-point group `cutmix_bench.plugins` of installed packages
+  (`[project.entry-points."cutmix_bench.plugins"] mine = "my_package.my_methods"` in their pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+from .errors import BenchError
+
+ENTRY_POINT_GROUP = "cutmix_bench.plugins"
+
+
+def load_plugins(specs: Sequence[str] = ()) -> list[ModuleType]:
+    """Import the installed entry points, then each of `specs`; importing twice is a no-op (modules are
+    cached in sys.modules, so a plug-in registers its components once per process)."""
+    modules = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        modules.append(_guarded(f"entry point {ENTRY_POINT_GROUP}:{entry.name} ({entry.value})", entry.load))
+    for spec in specs:
+        modules.append(_guarded(f"plugins: {spec}", lambda spec=spec: import_plugin(spec)))
+    return modules
+
+
+def import_plugin(spec: str) -> ModuleType:
+    """A module name, or the path of a `.py` file imported under a name derived from its absolute path."""
+    if not spec.endswith(".py"):
+        return importlib.import_module(spec)
+    path = Path(spec).resolve()
+    if not path.is_file():
+        raise BenchError(f"plugins: {spec}: file not found")
+    name = f"cutmix_bench_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _guarded(what: str, load) -> ModuleType:
+    """One BenchError line naming the plug-in for any failure inside it (its own traceback with --debug)."""
+    try:
+        return load()
+    except BenchError:
+        raise
+    except Exception as exc:
+        raise BenchError(f"{what}: import failed: {type(exc).__name__}: {exc}") from exc
+
+
+def resolve_plugin_files(raw: dict, base: Path) -> None:
+    """Make the `.py` entries of a raw suite's `plugins` absolute against `base` (module names stay)."""
+    plugins = raw.get("plugins")
+    if isinstance(plugins, list):
+        raw["plugins"] = [str(base / p) if isinstance(p, str) and p.endswith(".py") and not Path(p).is_absolute()
+                          else p for p in plugins]

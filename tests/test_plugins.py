@@ -1,0 +1,164 @@
+"""Plug-ins from the user's own folder: a method, model, dataset, OOD score (with a fit stage) and evaluation,
+each defined in a file outside the package, run through `cutmix-bench run --jobs 2` (spawned workers must
+import them too), plus evaluation labels and the one-line errors of a broken plug-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+PLUGIN = '''
+"""A user's plug-in file: one component of each kind."""
+import numpy as np
+import torch
+from torch import nn
+
+from cutmix_bench.data import DATASETS, Dataset
+from cutmix_bench.data.base import as_split, channel_stats
+from cutmix_bench.evaluations import EVALUATIONS, Evaluation
+from cutmix_bench.methods import METHODS
+from cutmix_bench.methods.base import Method, partners, to_device
+from cutmix_bench.models import MODELS
+from cutmix_bench.ood.scores import SCORES, Score
+
+
+@DATASETS.register("user_stripes")
+class Stripes(Dataset):
+    """Class k = horizontal stripes of period k + 2, plus noise."""
+    num_classes = 4
+
+    def __init__(self, train_size: int = 256, test_size: int = 64) -> None:
+        self.sizes = {"train": train_size, "test": test_size}
+        self.mean, self.std = channel_stats(self._load("train").x)
+
+    def _load(self, split):
+        n = self.sizes[split]
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        y = np.arange(n) % self.num_classes
+        rows = np.arange(16)[None, :, None, None]
+        x = ((rows // (y[:, None, None, None] + 2)) % 2) * 200.0 + rng.normal(0, 20, (n, 16, 16, 3))
+        return as_split(np.clip(x, 0, 255).astype(np.uint8), y, f"user_stripes[{split}]", self.num_classes)
+
+
+@MODELS.register("user_mlp")
+def user_mlp(num_classes: int, hidden: int = 32) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+@METHODS.register("user_halfmix")
+class HalfMix(Method):
+    """Mixup with lam fixed at `lam`."""
+
+    def __init__(self, lam: float = 0.5) -> None:
+        self.lam = lam
+
+    def sample(self, batch_size, height, width, rng):
+        return {"perm": rng.permutation(batch_size)}
+
+    def apply(self, x, y, params):
+        perm = to_device(params["perm"], x.device)
+        return self.lam * x + (1 - self.lam) * partners(x, perm), self.lam * y + (1 - self.lam) * y[perm]
+
+
+@SCORES.register("user_centroid")
+class Centroid(Score):
+    """Minus the distance of the logits to the nearest class-mean logit vector of the training split."""
+
+    def setup(self, ctx, train):
+        logits = ctx.logits(train.x)
+        self.centres = torch.stack([logits[train.y == k].mean(0) for k in range(logits.shape[1])])
+        self.fitted_on = len(train)
+
+    def __call__(self, ctx, images, logits):
+        assert self.fitted_on == 256, "setup did not see the training split"
+        return (-torch.cdist(logits.double(), self.centres.double()).min(1).values).numpy()
+
+
+@EVALUATIONS.register("user_confidence")
+class MeanConfidence(Evaluation):
+    title = "Mean confidence"
+
+    def __init__(self, scale: float = 100.0) -> None:
+        self.scale = scale
+
+    def run(self, ctx):
+        probs = ctx.logits(ctx.test.x).softmax(1)
+        return [{"metric": "mean_confidence", "value": self.scale * float(probs.max(1).values.mean())}]
+
+    @classmethod
+    def report(cls, rows, ctx):
+        return f"{len(rows)} rows from {len(set(rows['run']))} runs"
+'''
+
+SUITE = '''
+name: user
+plugins: [my_plugins.py]
+data: {name: user_stripes}
+model: {name: user_mlp}
+train: {epochs: 1, batch_size: 32, eval_every: 0}
+methods:
+  baseline: {}
+  halfmix: {method: user_halfmix, lam: 0.7}
+seeds: [0]
+device: cpu
+evaluations:
+  clean: {}
+  user_confidence: {}
+  confidence_x1: {evaluation: user_confidence, scale: 1.0}
+  ood: {near: [{name: synthetic, label: syn, params: {num_classes: 4, size: 16, train_size: 10, test_size: 64}}],
+        far: [gaussian], scores: [msp, user_centroid]}
+'''
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cutmix_bench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture
+def user_repo(tmp_path: Path) -> Path:
+    """A folder outside the package holding the user's plug-in file and suite."""
+    (tmp_path / "my_plugins.py").write_text(PLUGIN)
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent(SUITE))
+    return tmp_path
+
+
+def test_every_plugin_kind_runs_through_the_cli_with_two_workers(user_repo: Path) -> None:
+    result = cli("run", "suite.yaml", "--jobs", "2", "--set", "output_dir=out", cwd=user_repo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = pd.read_csv(user_repo / "out" / "results.csv")
+    assert set(rows["method"]) == {"baseline", "halfmix"}
+    assert set(rows["model"]) == {"user_mlp"} and set(rows["dataset"]) == {"user_stripes"}
+    confidence = rows[rows["metric"] == "mean_confidence"].set_index(["method", "evaluation"])["value"]
+    for method in ("baseline", "halfmix"):  # the same evaluation under two labels, different parameters
+        assert confidence[method, "user_confidence"] == pytest.approx(100 * confidence[method, "confidence_x1"])
+    auroc = rows[(rows["evaluation"] == "ood") & (rows["metric"] == "auroc")]
+    assert set(auroc["score"]) == {"msp", "user_centroid"} and auroc["value"].notna().all()
+    report = (user_repo / "out" / "report.md").read_text()
+    assert "## Mean confidence\n\n2 rows from 2 runs" in report  # the label that is the evaluation's name
+    assert "## Mean confidence (`confidence_x1`)\n\n2 rows from 2 runs" in report
+
+
+def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
+    result = cli("list", "--plugin", "my_plugins.py", cwd=user_repo)
+    assert result.returncode == 0, result.stderr
+    assert "user_halfmix" in result.stdout and "user_mlp" in result.stdout and "user_stripes" in result.stdout
+
+
+@pytest.mark.parametrize("plugin,expected", [
+    ("missing_file.py", "plugins: missing_file.py: file not found"),
+    ("no_such_module_xyz", "plugins: no_such_module_xyz: import failed: ModuleNotFoundError"),
+    ("broken.py", "import failed: ZeroDivisionError"),
+])
+def test_a_broken_plugin_is_one_error_line(user_repo: Path, plugin: str, expected: str) -> None:
+    (user_repo / "broken.py").write_text("x = 1 / 0\n")
+    result = cli("run", "suite.yaml", "--set", f"plugins=[{plugin}]", "--set", "output_dir=out", cwd=user_repo)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cutmix-bench: error:") and expected in lines[0], result.stderr
+    assert not (user_repo / "out").exists()
