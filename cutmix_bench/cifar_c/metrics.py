@@ -12,37 +12,51 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from .. import intervals
 
 CATEGORIES = ("noise", "blur", "weather", "digital")
 
 
-def summary_rows(cells: pd.DataFrame, clean_err: float) -> list[dict[str, Any]]:
+def summary_rows(cells: pd.DataFrame, clean_err: float, replicates: np.ndarray | None = None,
+                 clean_replicates: np.ndarray | None = None, n: int | None = None) -> list[dict[str, Any]]:
     """`cells`: one row per evaluated cell with columns subset (corruption), level (severity),
     value (top-1 error, %). Returns mce / mean_err, relative, per category, extras, per
-    corruption (mean over its severities) and per severity (mean over benchmark corruptions)."""
+    corruption (mean over its severities) and per severity (mean over benchmark corruptions).
+
+    With bootstrap `replicates` of the cell errors ([resamples, len(cells)], columns in the order of
+    `cells`' rows, the `n` test images resampled jointly across cells) and of the clean error, each row also
+    gets n / ci_low / ci_high: the percentile interval of the same mean over each resample."""
     from ..corruptions import BENCHMARK, CATEGORY, EXTRA
+
+    cells = cells.reset_index(drop=True)
+
+    def summary(metric: str, part: pd.DataFrame, relative: bool = False, **keys: Any) -> dict[str, Any]:
+        value = float(part["value"].mean()) - (clean_err if relative else 0.0)
+        row = {"metric": metric, **keys, "value": value, "cells": len(part)}
+        if replicates is not None and n is not None:
+            means = replicates[:, part.index.to_numpy()].mean(1)
+            row.update(intervals.percentile(means - clean_replicates if relative else means, n))
+        return row
 
     rows: list[dict[str, Any]] = []
     bench = cells[cells["subset"].isin(BENCHMARK)]
     if len(bench):
         complete = len(bench) == len(BENCHMARK) * 5
         name = "mce" if complete else "mean_err"
-        mean = float(bench["value"].mean())
-        rows.append({"metric": name, "value": mean, "cells": len(bench)})
-        rows.append({"metric": f"relative_{name}", "value": mean - clean_err, "cells": len(bench)})
+        rows.append(summary(name, bench))
+        rows.append(summary(f"relative_{name}", bench, relative=True))
         for category in CATEGORIES:
             part = bench[bench["subset"].map(CATEGORY) == category]
             if len(part):
-                rows.append({"metric": "category_err", "subset": category, "value": float(part["value"].mean()),
-                             "cells": len(part)})
+                rows.append(summary("category_err", part, subset=category))
         for level, part in bench.groupby("level"):
-            rows.append({"metric": "severity_err", "level": int(level), "value": float(part["value"].mean()),
-                         "cells": len(part)})
+            rows.append(summary("severity_err", part, level=int(level)))
     extra = cells[cells["subset"].isin(EXTRA)]
     if len(extra):
-        rows.append({"metric": "extra_err", "value": float(extra["value"].mean()), "cells": len(extra)})
+        rows.append(summary("extra_err", extra))
     for corruption, part in cells.groupby("subset", sort=False):
-        rows.append({"metric": "corruption_err", "subset": corruption, "value": float(part["value"].mean()),
-                     "cells": len(part)})
+        rows.append(summary("corruption_err", part, subset=corruption))
     return rows

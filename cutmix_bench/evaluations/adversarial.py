@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
+from .. import intervals
 from ..errors import BenchError
 from ..figures import new_figure, save_figure
 from ..report import mean_std_table, sampling_note
@@ -85,7 +86,8 @@ class Adversarial(Evaluation):
         begin = f"random start (seed {self.seed})" if self.random_start else "no random start"
         setting = f"{len(test)} test images; PGD {self.pgd_steps} steps of {self.pgd_step:g}/255, {begin}"
         return [{"metric": "top1_acc", "subset": attack, "level": level, "value": 100 * hits / len(test),
-                 "setting": setting} for (attack, level), hits in correct.items()]
+                 "setting": setting, **intervals.binomial(hits, len(test))}
+                for (attack, level), hits in correct.items()]
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         n = min(test_size, default_count(self.max_images, device_type) or test_size)

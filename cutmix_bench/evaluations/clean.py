@@ -1,20 +1,33 @@
-"""Clean test-set metrics of the last-epoch model: top-1 / top-5 error, NLL and ECE."""
+"""Clean test-set metrics of the last-epoch model: top-1 / top-5 error, NLL and ECE, each with its
+sampling interval over the test images (`cutmix_bench.intervals`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import intervals
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Row
 
 
+def top1_wrong(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Boolean [N]: the top-1 prediction is not the label."""
+    return logits.topk(1, dim=1).indices[:, 0] != labels
+
+
+def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                     torch.Tensor]:
+    """(confidence, correct as float, bin index) per image; bin b holds confidences in (b/bins, (b+1)/bins]."""
+    confidence, prediction = probs.max(1)
+    edges = torch.linspace(0, 1, bins + 1)
+    return confidence, (prediction == labels).float(), torch.bucketize(confidence, edges[1:-1], right=False)
+
+
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """ECE with `bins` equal-width confidence bins (Guo et al., 2017): sum_b |B|/N |acc_b - conf_b|."""
-    confidence, prediction = probs.max(1)
-    correct = (prediction == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    index = torch.bucketize(confidence, edges[1:-1], right=False)  # bin b holds (edges[b], edges[b+1]]
+    confidence, correct, index = calibration_bins(probs, labels, bins)
     ece = torch.zeros(())
     for b in range(bins):
         members = index == b
@@ -29,11 +42,34 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int
     k = min(5, logits.shape[1])
     top5 = logits.topk(k, dim=1).indices
     return {
-        "top1_err": 100 * float((top5[:, 0] != labels).float().mean()),
+        "top1_err": 100 * float(top1_wrong(logits, labels).float().mean()),
         "top5_err": 100 * float(1 - (top5 == labels[:, None]).any(1).float().mean()),
         "nll": float(F.cross_entropy(logits.float(), labels)),
         "ece": 100 * expected_calibration_error(probs, labels, bins),
     }
+
+
+def nll_ece_replicates(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15,
+                       seed: int | list[int] = intervals.SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap replicates over images of NLL (nats) and ECE (%), from one shared resample. ECE =
+    sum_b |sum_{i in b} (correct_i - conf_i)| / N, so a resample's per-bin sums are one product with its
+    counts matrix."""
+    confidence, correct, index = calibration_bins(logits.float().softmax(1), labels, bins)
+    gap = F.one_hot(index, bins).double() * (correct - confidence).double()[:, None]
+    nll = F.cross_entropy(logits.float(), labels, reduction="none").double()[:, None]
+    replicates = intervals.mean_replicates(torch.cat([nll, gap], 1).numpy(), seed)
+    return replicates[:, 0], 100 * np.abs(replicates[:, 1:]).sum(1)
+
+
+def metric_intervals(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, intervals.Interval]:
+    """n / ci_low / ci_high of each `classification_metrics` entry: exact binomial for the error rates, the
+    bootstrap of `nll_ece_replicates` for NLL and ECE."""
+    n, k = len(labels), min(5, logits.shape[1])
+    top5_hits = int((logits.topk(k, dim=1).indices == labels[:, None]).any(1).sum())
+    nll, ece = nll_ece_replicates(logits, labels, bins)
+    return {"top1_err": intervals.binomial(int(top1_wrong(logits, labels).sum()), n),
+            "top5_err": intervals.binomial(n - top5_hits, n),
+            "nll": intervals.percentile(nll, n), "ece": intervals.percentile(ece, n)}
 
 
 @EVALUATIONS.register("clean")
@@ -48,5 +84,7 @@ class Clean(Evaluation):
         self.ece_bins = ece_bins
 
     def run(self, ctx: EvalContext) -> list[Row]:
-        metrics = classification_metrics(ctx.logits(ctx.test.x), ctx.test.y, self.ece_bins)
-        return [{"metric": name, "value": value} for name, value in metrics.items()]
+        logits = ctx.logits(ctx.test.x)
+        metrics = classification_metrics(logits, ctx.test.y, self.ece_bins)
+        spread = metric_intervals(logits, ctx.test.y, self.ece_bins)
+        return [{"metric": name, "value": value, **spread[name]} for name, value in metrics.items()]

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import yaml
 
+from .. import intervals
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
@@ -25,7 +26,7 @@ from ..report import cell_stats, display_name, mean_std_table, sampling_note, sa
 from ..robustness.budget import check_max_images, scored_positions
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
-from .clean import classification_metrics
+from .clean import top1_wrong
 
 log = logging.getLogger("cutmix_bench")
 SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
@@ -63,11 +64,17 @@ class Corruptions(Evaluation):
         source, description = self.open(ctx, test, positions)
         description += f", {len(test)} test images"
         labels = test.y
-        clean = classification_metrics(ctx.logits(test.x), labels)["top1_err"]
-        cells = [{"metric": "top1_err", "subset": c, "level": s,
-                  "value": classification_metrics(ctx.logits(source.images(c, s)), labels)["top1_err"]}
-                 for c in self.corruptions for s in self.severities]
-        rows = [{"metric": "clean_err", "value": clean}, *cells, *summary_rows(pd.DataFrame(cells), clean)]
+        clean_wrong = top1_wrong(ctx.logits(test.x), labels)
+        keys = [(c, s) for c in self.corruptions for s in self.severities]
+        wrong = [top1_wrong(ctx.logits(source.images(c, s)), labels) for c, s in keys]
+        n = len(test)
+        clean = 100 * float(clean_wrong.float().mean())
+        cells = [{"metric": "top1_err", "subset": c, "level": s, "value": 100 * float(w.float().mean()),
+                  **intervals.binomial(int(w.sum()), n)} for (c, s), w in zip(keys, wrong)]
+        # Every cell scores the same images: resample them jointly, so that means over cells get their error.
+        replicates = intervals.mean_replicates(100 * torch.stack([clean_wrong, *wrong], 1).double().numpy())
+        rows = [{"metric": "clean_err", "value": clean, **intervals.binomial(int(clean_wrong.sum()), n)}, *cells,
+                *summary_rows(pd.DataFrame(cells), clean, replicates[:, 1:], replicates[:, 0], n)]
         return [{**row, "source": description} for row in rows]
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:

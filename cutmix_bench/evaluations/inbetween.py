@@ -10,11 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from .. import intervals
 from ..errors import BenchError
 from ..figures import new_figure, save_figure
 from ..report import sampling_note
 from ..robustness.budget import default_count
-from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_rates
+from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_counts, prediction_rates
 from ..robustness.occlusion import default_sizes
 from ..robustness.reporting import level_table, plot_curves, settings
 from . import EVALUATIONS
@@ -68,9 +69,14 @@ class InBetween(Evaluation):
                     predictions[style, level].append(ctx.forward(x).argmax(1).cpu())
         y_a, y_b = ctx.test.y[a], ctx.test.y[b]
         setting = f"{pairs} pairs, pair seed {self.seed}"
-        return [{"metric": metric, "subset": style, "level": level, "value": value, "setting": setting}
-                for (style, level), preds in predictions.items()
-                for metric, value in prediction_rates(torch.cat(preds), y_a, y_b).items()]
+        rows = []
+        for (style, level), preds in predictions.items():
+            pred = torch.cat(preds)
+            counts = prediction_counts(pred, y_a, y_b)
+            rows += [{"metric": metric, "subset": style, "level": level, "value": value, "setting": setting,
+                      **intervals.binomial(counts[metric], pairs)}
+                     for metric, value in prediction_rates(pred, y_a, y_b).items()]
+        return rows
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         pairs = self.pairs or default_count(None, device_type) or GPU_PAIRS

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import intervals
 from ..errors import BenchError
 from ..figures import new_figure, save_figure
 from ..report import cell_stats, mean_std_table, sampling_note, save_table
@@ -50,22 +51,28 @@ class Occlusion(Evaluation):
             raise BenchError(f"evaluations.occlusion.sizes: {sizes[-1]} is larger than the image side {side}")
         fill = ctx.mean.view(-1) if self.fill == "mean" else torch.full((channels,), float(self.fill),
                                                                           device=ctx.device)
-        wrong = {(mode, size): 0 for mode in MODES for size in sizes}
+        wrong: dict[tuple[str, int], list[torch.Tensor]] = {(mode, size): [] for mode in MODES for size in sizes}
         with torch.inference_mode():
             for index in ctx.batches(len(test)):
                 x, y = ctx.to_float(test.x[index]), test.y[index].to(ctx.device)
                 for mode, size in wrong:
-                    wrong[mode, size] += int((ctx.forward(occlude(x, size, mode, fill)).argmax(1) != y).sum())
+                    wrong[mode, size].append((ctx.forward(occlude(x, size, mode, fill)).argmax(1) != y).cpu())
         fill_text = "dataset mean colour" if self.fill == "mean" else f"grey {float(self.fill):g} on [0, 1]"
         setting = f"fill {fill_text}; {len(test)} test images"
+        n = len(test)
         rows: list[Row] = []
         for mode in MODES:
-            errors = [100 * wrong[mode, size] / len(test) for size in sizes]
-            rows += [{"metric": "top1_err", "subset": mode, "level": size, "value": error, "setting": setting}
-                     for size, error in zip(sizes, errors)]
+            per_image = torch.stack([torch.cat(wrong[mode, size]) for size in sizes], 1)  # [n, sizes]
+            counts = [int(k) for k in per_image.sum(0)]
+            errors = [100 * k / n for k in counts]
+            rows += [{"metric": "top1_err", "subset": mode, "level": size, "value": error, "setting": setting,
+                      **intervals.binomial(k, n)} for size, error, k in zip(sizes, errors, counts)]
             if len(sizes) >= 2:
+                # The curve's sizes score the same images: resample them jointly for the area's interval.
+                replicates = intervals.mean_replicates(100 * per_image.double().numpy())
+                areas = [normalised_auc(sizes, curve, side) for curve in replicates]
                 rows.append({"metric": "auc_err", "subset": mode, "value": normalised_auc(sizes, errors, side),
-                             "setting": setting})
+                             "setting": setting, **intervals.percentile(np.array(areas), n)})
         return rows
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:

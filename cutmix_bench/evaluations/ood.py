@@ -9,6 +9,7 @@ report time and the numbers can be recomputed.
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,21 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from .. import intervals
 from ..data.cifar import Cifar10
 from ..errors import BenchError
 from ..figures import new_figure, save_figure
 from ..io import atomic_write
-from ..ood.metrics import METRICS, ood_metrics, roc_curve
+from ..ood.metrics import METRICS, ood_metric_replicates, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
 from ..report import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
-from ..robustness.budget import default_count, scored_split
+from ..robustness.budget import CPU_DEFAULT_IMAGES, scored_split
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 
 log = logging.getLogger("cutmix_bench")
+CPU_FAR_IMAGES = CPU_DEFAULT_IMAGES  # far sets per set on CPU by default (in-distribution and near sets: all)
 
 SCORES_FILE = "ood_scores.npz"
 DEFAULT_SCORES = ("msp", "maxlogit", "energy")
@@ -110,9 +113,13 @@ class OOD(Evaluation):
         return [parse_spec(item, f"{key}[{i}]") for i, item in enumerate(raw)]
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
-        n = min(test_size, default_count(self.max_images, device_type) or test_size)
-        sets = (len(self.near) if self.near is not None else 2) + (len(self.far) if self.far is not None else 5)
-        return Plan(n * (1 + sets), n * (1 + sets), f"{n:,} in-distribution images + {sets} OOD sets of up to {n:,}")
+        n = test_size if self.max_images is None else min(test_size, self.max_images)
+        near = len(self.near) if self.near is not None else 2
+        far = len(self.far) if self.far is not None else 5
+        far_n = min(n, CPU_FAR_IMAGES) if device_type == "cpu" and self.max_images is None else n
+        images = n * (1 + near) + far_n * far
+        return Plan(images, images, f"{n:,} in-distribution images, {near} near sets of up to {n:,}, {far} far sets "
+                                    f"of up to {far_n:,}")
 
     def run(self, ctx: EvalContext) -> list[Row]:
         data_root = getattr(ctx.dataset, "root", None)
@@ -120,7 +127,7 @@ class OOD(Evaluation):
         default_near, default_far = default_sets(ctx.dataset, ood_root)
         groups = {"near": default_near if self.near is None else self.near,
                   "far": default_far if self.far is None else self.far}
-        test = scored_split(ctx.test, self.max_images, ctx.device.type)
+        test = ctx.test if self.max_images is None else scored_split(ctx.test, self.max_images, ctx.device.type)
         cap = self.max_images if len(test) == len(ctx.test) else len(test)  # OOD sets no larger than in-dist
         if ctx.train is None and any(type(s).setup is not Score.setup for s in self.scores.values()):
             raise BenchError("evaluations.ood: a score with a fit stage needs the training split; none was given")
@@ -130,22 +137,34 @@ class OOD(Evaluation):
         in_logits = ctx.logits(test.x)
         in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
         arrays = {f"in__{name}": values for name, values in in_scores.items()}
+        # One resample of the in-distribution images for every set and score, so that means over sets are
+        # resampled jointly; each OOD set has its own (independent) stream.
+        in_counts = list(intervals.resample_counts(len(test)))
+        replicates: dict[tuple[str, str, str], np.ndarray] = {}  # (set, score, metric) -> [resamples]
         rows: list[Row] = []
         for group, specs in groups.items():
+            far_on_cpu = cap is None and group == "far" and ctx.device.type == "cpu"
             for spec in specs:
-                ood = load_set(spec, tuple(test.x.shape[1:]), len(test), cap, ood_root)
+                ood = load_set(spec, tuple(test.x.shape[1:]), len(test), CPU_FAR_IMAGES if far_on_cpu else cap,
+                               ood_root)
                 base = {"subset": spec.label, "group": group}
                 if ood.images is None:
                     log.warning("ood: set %s skipped: %s", spec.label, ood.note)
                     rows.append({"metric": "skipped", "value": float("nan"), **base, "score": "", "note": ood.note})
                     continue
-                rows.append({"metric": "n_images", "value": len(ood.images), **base, "score": "", "note": ""})
+                n = len(ood.images)
+                rows.append({"metric": "n_images", "value": n, **base, "score": "", "note": "", "n": n})
                 logits = ctx.logits(ood.images)
+                ood_counts = list(intervals.resample_counts(n, [intervals.SEED, zlib.crc32(spec.label.encode())]))
                 for name, score in self.scores.items():
                     values = score(ctx, ood.images, logits)
                     arrays[f"{spec.label}__{name}"] = values
-                    rows += [{"metric": metric, "value": 100 * value, **base, "score": name, "note": ""}
-                             for metric, value in ood_metrics(in_scores[name], values).items()]
+                    spread = bootstrap_metrics(in_scores[name], values, in_counts, ood_counts)
+                    for metric, value in ood_metrics(in_scores[name], values).items():
+                        replicates[spec.label, name, metric] = 100 * spread[metric]
+                        rows.append({"metric": metric, "value": 100 * value, **base, "score": name, "note": "",
+                                     **intervals.percentile(100 * spread[metric], n), "n_in": len(test)})
+        rows += set_means(rows, replicates, len(test))
         atomic_write(ctx.run_dir / SCORES_FILE, lambda tmp: _save_npz(tmp, arrays))
         return rows
 
@@ -172,6 +191,34 @@ class OOD(Evaluation):
         parts.append(f"{'Metrics: ' + note + ' ' if note else ''}All six metrics per (set, score, method), "
                      f"mean / std / seeds: {save_table(ctx.out_dir, 'ood', cell_stats(scored))}.")
         return "\n\n".join(parts)
+
+
+def bootstrap_metrics(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: list[np.ndarray],
+                      ood_counts: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Each metric of `ood_metrics` (fraction) on every resample: [resamples] arrays."""
+    blocks = [ood_metric_replicates(in_scores, ood_scores, a, b) for a, b in zip(in_counts, ood_counts)]
+    return {metric: np.concatenate([block[metric] for block in blocks]) for metric in METRICS}
+
+
+def set_means(rows: list[Row], replicates: dict[tuple[str, str, str], np.ndarray], n_in: int) -> list[Row]:
+    """Rows `mean_<metric>` per score over the scored sets of each group (subset near / far) and of all of
+    them (subset all): the unweighted mean over sets that the report tables show, with its bootstrap interval
+    (in-distribution images resampled jointly across sets); `n` = OOD images over those sets, `sets` = count."""
+    scored = [r for r in rows if r["metric"] in METRICS]
+    sizes = {r["subset"]: r["n"] for r in scored}
+    out: list[Row] = []
+    for group in ("near", "far", "all"):
+        of_group = [r for r in scored if group == "all" or r["group"] == group]
+        for score in dict.fromkeys(r["score"] for r in of_group):
+            for metric in METRICS:
+                chosen = [r for r in of_group if r["score"] == score and r["metric"] == metric]
+                sets = [r["subset"] for r in chosen]
+                mean = np.mean([replicates[label, score, metric] for label in sets], axis=0)
+                total = sum(sizes[label] for label in sets)
+                out.append({"metric": f"mean_{metric}", "value": float(np.mean([r["value"] for r in chosen])),
+                            "subset": group, "group": group, "score": score, "note": "", "sets": len(sets),
+                            **intervals.percentile(mean, total), "n_in": n_in})
+    return out
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -87,3 +87,54 @@ def ood_metrics(in_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, floa
         "tnr95": 1 - fpr_at_tpr(in_scores, ood_scores),
         "detection_acc": detection_accuracy(in_scores, ood_scores),
     }
+
+
+
+def _weighted_counts(positive: np.ndarray, negative: np.ndarray, positive_counts: np.ndarray,
+                     negative_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tp, fp) [block, 1 + thresholds] of the sweep of `roc_curve` when sample i is present counts[:, i]
+    times (a bootstrap resample). Thresholds are the unique scores of the original samples; one that no
+    resampled score takes repeats the previous point, which changes no metric, so each row gives exactly the
+    metrics of its resample."""
+    thresholds = np.unique(np.concatenate([positive, negative]))[::-1]
+
+    def cumulative(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        above = scores.size - np.searchsorted(np.sort(scores), thresholds, side="left")  # number of scores >= t
+        total = np.zeros((len(counts), scores.size + 1), dtype=np.int64)
+        np.cumsum(counts[:, np.argsort(-scores, kind="stable")], axis=1, out=total[:, 1:])
+        return total[:, np.r_[0, above]]
+
+    return cumulative(positive, positive_counts), cumulative(negative, negative_counts)
+
+
+
+def _min_count(n: int, level: float = TPR_LEVEL) -> int:
+    """Smallest k with k / n >= level, in the float arithmetic of `fpr_at_tpr`."""
+    return int(np.argmax(np.arange(n + 1) / n >= level))
+
+
+def ood_metric_replicates(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: np.ndarray,
+                          ood_counts: np.ndarray) -> dict[str, np.ndarray]:
+    """The six metrics of `ood_metrics` on each bootstrap resample ([block] arrays): in-distribution sample
+    i drawn in_counts[:, i] times, OOD sample j ood_counts[:, j] times (the two samples are independent
+    draws, so they are resampled independently). With all counts 1 this equals `ood_metrics`.
+
+    Integer counts along one sweep (in-distribution positive, score >= t) give all six: the OOD-positive
+    sweep on negated scores visits the same thresholds upwards, and its counts "score <= t_j" are the totals
+    minus the counts ">= t_(j-1)" of the next higher threshold."""
+    in_scores, ood_scores = _check(in_scores, "in-distribution scores"), _check(ood_scores, "OOD scores")
+    n_in, n_ood = in_scores.size, ood_scores.size
+    tp, fp = _weighted_counts(in_scores, ood_scores, in_counts, ood_counts)  # in >= t, OOD >= t
+    d_tp, d_fp = np.diff(tp, axis=1), np.diff(fp, axis=1)
+    auroc = np.sum(d_fp * (tp[:, 1:] + tp[:, :-1]), axis=1) / (2 * n_in * n_ood)
+    aupr_in = np.sum(d_tp * (tp[:, 1:] / np.maximum(tp[:, 1:] + fp[:, 1:], 1)), axis=1) / n_in
+    ood_below, in_below = n_ood - fp[:, :-1], n_in - tp[:, :-1]  # OOD / in <= t_j, j = 1..T
+    aupr_out = np.sum(d_fp * (ood_below / np.maximum(ood_below + in_below, 1)), axis=1) / n_ood
+    rows = np.arange(len(tp))
+    first = np.sum(tp < _min_count(n_in), axis=1)  # first point with TPR >= 95% (in positive)
+    tnr95 = 1 - fp[rows, first] / n_ood
+    last = np.sum(fp <= n_ood - _min_count(n_ood), axis=1) - 1  # OOD positive: >= 95% of OOD are <= t_last
+    fpr95 = (n_in - tp[rows, last]) / n_in
+    detection = 0.5 * (1 + np.max(tp * n_ood - fp * n_in, axis=1) / (n_in * n_ood))
+    return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, "fpr95": fpr95, "tnr95": tnr95,
+            "detection_acc": detection}

@@ -37,6 +37,12 @@ def paste_centre(x_a: torch.Tensor, x_b: torch.Tensor, size: int) -> torch.Tenso
     return torch.where(mask, x_b, x_a)
 
 
+def prediction_counts(pred: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor) -> dict[str, int]:
+    """How many predictions equal class A, class B, and neither."""
+    is_a, is_b = pred == y_a, pred == y_b
+    return {"p_a": int(is_a.sum()), "p_b": int(is_b.sum()), "p_neither": int((~is_a & ~is_b).sum())}
+
+
 def prediction_rates(pred: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor) -> dict[str, float]:
     """Percent of predictions equal to class A, to class B, and to neither (they sum to 100 when y_a != y_b)."""
     is_a, is_b = pred == y_a, pred == y_b
