@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
-from .report import display_name, markdown_table, mean_std
 from .summary import HEADLINES, headline_values
 
 

@@ -13,94 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
 
 from .config import Suite
 from .errors import BenchError
-from .io import write_csv, write_text
+from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
+from .io import write_text
 from .provenance import read_json
 
-DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
 MISSING = "missing"
-
-
-def display_name(method: str) -> str:
-    return DISPLAY.get(method, method)
-
-
-def mean_std(values: pd.Series, digits: int = 2) -> str:
-    return format_mean_std(values.mean(), values.std(ddof=1), len(values), digits)
-
-
-def format_mean_std(mean: float, std: float, count: int, digits: int = 2) -> str:
-    """Mean ± sample std as text, or the mean alone for a single value."""
-    return f"{mean:.{digits}f}" if count < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def markdown_table(body: list[list[str]], header: list[str]) -> str:
-    return tabulate(body, header, tablefmt="github", disable_numparse=True)
-
-
-def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[str], column: str = "metric",
-                   digits: int = 2, transpose: bool = False, first: str = "Method") -> str:
-    """Markdown table of mean ± std over runs: one row per method (in `methods` order) and one column per
-    key of `columns` (values of `rows[column]`, headed by the dict's values); `transpose` swaps them (for
-    many keys: a table stays page-wide). No best-mean marks: a gap between two means is no evidence."""
-    stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
-             for key in columns}
-
-    def cell(key: str, method: str) -> str:
-        table = stats[key]
-        if method not in table.index or table.loc[method, "count"] == 0:
-            return "–"
-        mine = table.loc[method]
-        return format_mean_std(mine["mean"], mine["std"], int(mine["count"]), digits)
-
-    if transpose:
-        body = [[label, *(cell(key, m) for m in methods)] for key, label in columns.items()]
-        return markdown_table(body, [first, *map(display_name, methods)])
-    body = [[display_name(m), *(cell(key, m) for key in columns)] for m in methods]
-    return markdown_table(body, ["Method", *columns.values()])
-
-
-def sampling_note(rows: pd.DataFrame) -> str:
-    """"n = 500 images; 95% interval over images ±1.2 (median half-width)" from the rows' `n`, `ci_low` and
-    `ci_high` (contract 1), or "" when results.csv does not carry them."""
-    if "n" not in rows:
-        return ""
-    n = pd.to_numeric(rows["n"], errors="coerce").dropna()
-    if n.empty:
-        return ""
-    sizes = f"n = {int(n.min()):,}" if n.min() == n.max() else f"n = {int(n.min()):,}–{int(n.max()):,}"
-    if "ci_low" in rows and "ci_high" in rows:
-        half = ((pd.to_numeric(rows["ci_high"], errors="coerce") - pd.to_numeric(rows["ci_low"], errors="coerce"))
-                / 2).dropna()
-        if len(half):
-            return f"{sizes} per cell; 95% interval over images ±{half.median():.2f} (median half-width over cells)."
-    return f"{sizes} per cell."
-
-
-def cell_stats(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and count over seeds of every (method, metric, subset, level, ...) cell of the rows, with
-    the largest n and the median per-image half-width over seeds when recorded: the full table behind a
-    section, for its CSV."""
-    keys = [c for c in ("method", "metric", "subset", "group", "score", "level") if c in rows]
-    frame = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
-    extra = {}
-    if "n" in rows:
-        extra["n"] = ("n", "max")
-    if "ci_low" in rows and "ci_high" in rows:
-        frame["ci_half"] = (pd.to_numeric(frame["ci_high"], errors="coerce")
-                            - pd.to_numeric(frame["ci_low"], errors="coerce")) / 2
-        extra["median_ci_half_width"] = ("ci_half", "median")
-    return frame.groupby(keys, dropna=False, sort=False).agg(mean=("value", "mean"), std=("value", "std"),
-                                                               seeds=("value", "count"), **extra).reset_index()
-
-
-def save_table(out_dir: Path, name: str, frame: pd.DataFrame) -> str:
-    """Write a full table as tables/<name>.csv beside the report; return a markdown link to it."""
-    write_csv(out_dir / "tables" / f"{name}.csv", frame)
-    return f"[tables/{name}.csv](tables/{name}.csv)"
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -195,7 +115,7 @@ def format_difference(diff: Any) -> str:
 
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
-    from .figures import summary_bars
+    from .evaluations.figures import summary_bars
     from .summary import HEADLINES, difference, headline_values
 
     values = headline_values(results)
@@ -248,7 +168,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
 
 def figures_section(methods: list[str], out_dir: Path) -> str:
     """Training curves (from curves.csv) and the training-input grid (drawn at run time), when present."""
-    from .figures import training_curves
+    from .evaluations.figures import training_curves
 
     parts = []
     curves_file = out_dir / "curves.csv"

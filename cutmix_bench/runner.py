@@ -30,8 +30,8 @@ from .config import Suite
 from .data import Dataset, Split, create_dataset
 from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
+from .evaluations.figures import training_inputs
 from .faults import kill_point
-from .figures import training_inputs
 from .io import atomic_write, write_csv, write_text
 from .loader import BatchLoader
 from .methods import create_method

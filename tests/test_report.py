@@ -16,7 +16,7 @@ from scipy import stats
 
 from cutmix_bench.compare import compare_dirs
 from cutmix_bench.config import Suite
-from cutmix_bench.figures import DPI
+from cutmix_bench.evaluations.figures import DPI
 from cutmix_bench.report import build_report, report_from_dir
 
 SUITE = {"name": "hand", "data": {"name": "synthetic"}, "model": {"name": "tiny"}, "train": {"epochs": 2},

@@ -16,13 +16,12 @@ import torch
 
 from .. import intervals
 from ..errors import BenchError
-from ..figures import new_figure, save_figure
-from ..report import mean_std_table, sampling_note
 from ..robustness.attacks import fgsm, pgd
-from ..robustness.budget import check_max_images, default_count, scored_split
-from ..robustness.reporting import plot_curves, settings
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .budget import check_max_images, default_count, scored_split
+from .figures import new_figure, plot_curves, save_figure
+from .tables import mean_std_table, sampling_note, settings
 
 log = logging.getLogger("cutmix_bench")
 Attack = tuple[str, float]  # (clean / fgsm / pgd, epsilon in units of 1/255)

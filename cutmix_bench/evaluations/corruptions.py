@@ -21,12 +21,12 @@ from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
 from ..data import Split
 from ..errors import BenchError
-from ..figures import new_figure, save_figure
-from ..report import cell_stats, display_name, mean_std_table, sampling_note, save_table
-from ..robustness.budget import check_max_images, scored_positions
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .budget import check_max_images, scored_positions
 from .clean import top1_wrong
+from .figures import new_figure, save_figure
+from .tables import cell_stats, display_name, mean_std_table, sampling_note, save_table
 
 log = logging.getLogger("cutmix_bench")
 SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
@@ -42,7 +42,7 @@ class Corruptions(Evaluation):
     """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
     `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache.
     `max_images`: test images scored (seeded subset; default all on a GPU, the CPU budget of
-    `robustness.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
+    `evaluations.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
 
     title = "Corruption robustness (CIFAR-C)"
 

@@ -12,14 +12,13 @@ import torch
 
 from .. import intervals
 from ..errors import BenchError
-from ..figures import new_figure, save_figure
-from ..report import sampling_note
-from ..robustness.budget import default_count
 from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_counts, prediction_rates
 from ..robustness.occlusion import default_sizes
-from ..robustness.reporting import level_table, plot_curves, settings
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .budget import default_count
+from .figures import new_figure, plot_curves, save_figure
+from .tables import level_table, sampling_note, settings
 
 STYLES = {"mixup": ("Mixup", "λ"), "cutmix": ("CutMix", "s")}  # subset: (display name, level symbol)
 METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P(neither) (%)"}
@@ -35,7 +34,7 @@ class InBetween(Evaluation):
 
     def __init__(self, pairs: int | None = None, lams: list[float] | None = None, sizes: list[int] | None = None,
                  seed: int = 0) -> None:
-        """`pairs`: None = 1000 on a GPU, the CPU budget of `robustness.budget` on CPU."""
+        """`pairs`: None = 1000 on a GPU, the CPU budget of `evaluations.budget` on CPU."""
         if pairs is not None and (isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1):
             raise ValueError(f"pairs must be a positive integer or null (device default), got {pairs!r}")
         lams = DEFAULT_LAMS if lams is None else lams

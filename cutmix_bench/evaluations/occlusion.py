@@ -13,13 +13,12 @@ import torch
 
 from .. import intervals
 from ..errors import BenchError
-from ..figures import new_figure, save_figure
-from ..report import cell_stats, mean_std_table, sampling_note, save_table
-from ..robustness.budget import check_max_images, default_count, scored_split
 from ..robustness.occlusion import MODES, default_sizes, normalised_auc, occlude
-from ..robustness.reporting import level_table, plot_curves, settings
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .budget import check_max_images, default_count, scored_split
+from .figures import new_figure, plot_curves, save_figure
+from .tables import cell_stats, level_table, mean_std_table, sampling_note, save_table, settings
 
 TABLE_SIZES = 5
 

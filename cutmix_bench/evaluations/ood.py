@@ -20,15 +20,15 @@ from tabulate import tabulate
 from .. import intervals
 from ..data.cifar import Cifar10
 from ..errors import BenchError
-from ..figures import new_figure, save_figure
 from ..io import atomic_write
 from ..ood.metrics import METRICS, ood_metric_replicates, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
-from ..report import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
-from ..robustness.budget import CPU_DEFAULT_IMAGES, scored_split
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .budget import CPU_DEFAULT_IMAGES, scored_split
+from .figures import new_figure, save_figure
+from .tables import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
 
 log = logging.getLogger("cutmix_bench")
 CPU_FAR_IMAGES = CPU_DEFAULT_IMAGES  # far sets per set on CPU by default (in-distribution and near sets: all)

@@ -7,17 +7,24 @@ Each score is a small function; the registry wraps it as a `Score` that maps a b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..data import Split
 from ..registry import Registry
 
-if TYPE_CHECKING:
-    from ..data import Split
-    from ..evaluations.base import EvalContext
+
+class ScoringContext(Protocol):
+    """What a score may use of the evaluation context (`evaluations.base.EvalContext` is one): declared here so
+    that scores, below the evaluations, do not import them."""
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor: ...
+    def to_float(self, images: torch.Tensor | np.ndarray) -> torch.Tensor: ...
+    def batches(self, n: int) -> Iterator[slice]: ...
+    def logits(self, images: torch.Tensor | np.ndarray) -> torch.Tensor: ...
 
 
 def msp(logits: torch.Tensor) -> torch.Tensor:
@@ -59,10 +66,10 @@ class Score:
     `setup` is the fit stage (OpenOOD's postprocessor `setup`): called once per model before scoring, with the
     training split, so that scores such as Mahalanobis, KNN or ViM can fit their statistics."""
 
-    def setup(self, ctx: EvalContext, train: Split) -> None:
+    def setup(self, ctx: ScoringContext, train: Split) -> None:
         """Nothing to fit by default."""
 
-    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+    def __call__(self, ctx: ScoringContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -70,7 +77,7 @@ class LogitScore(Score):
     def __init__(self, function: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.function = function
 
-    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+    def __call__(self, ctx: ScoringContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
         return self.function(logits).double().numpy()
 
 
@@ -107,7 +114,7 @@ class Odin(Score):
             raise ValueError(f"odin needs temperature > 0 and epsilon >= 0, got {temperature}, {epsilon}")
         self.temperature, self.epsilon = temperature, epsilon
 
-    def __call__(self, ctx: EvalContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+    def __call__(self, ctx: ScoringContext, images: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
         out = [odin(ctx.forward, ctx.to_float(images[index]), self.temperature, self.epsilon).cpu()
                for index in ctx.batches(len(images))]
         return torch.cat(out).double().numpy()

@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .tables import display_name, keyed
+
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
          "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "lines.markersize": 3, "savefig.dpi": 120}
@@ -38,7 +40,6 @@ def save_figure(figure: Figure, figures_dir: Path, name: str, alt: str | None = 
 
 def training_curves(curves: pd.DataFrame, methods: list[str], figures_dir: Path) -> str:
     """Train loss and test accuracy per epoch: mean over seeds per method, +- std shaded."""
-    from .report import display_name
 
     figure, axes = new_figure(1, 2)
     for ax, column, label in zip(axes[0], ("train_loss", "test_acc"), ("train loss", "test accuracy (%)")):
@@ -59,7 +60,6 @@ def training_curves(curves: pd.DataFrame, methods: list[str], figures_dir: Path)
 
 def summary_bars(values: pd.DataFrame, headlines: list, methods: list[str], figures_dir: Path) -> str:
     """One panel per headline metric: a bar per method (mean over seeds), error bars = std over seeds."""
-    from .report import display_name
 
     shown = [h for h in headlines if (values["headline"] == h.key).any()]
     cols = min(4, len(shown))
@@ -84,7 +84,6 @@ def training_inputs(images: np.ndarray, labels: np.ndarray, mean: tuple, std: tu
     method, a NumPy generator seeded by `seed`), label weights written under each image."""
     import torch
 
-    from .report import display_name
 
     x01 = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255
     m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
@@ -105,3 +104,17 @@ def training_inputs(images: np.ndarray, labels: np.ndarray, mean: tuple, std: tu
             ax.set_xlabel(text, fontsize=7)
         row[0].set_ylabel(display_name(label))
     return save_figure(figure, figures_dir, "training_inputs", "training inputs")
+
+
+def plot_curves(ax: Axes, rows: pd.DataFrame, metric: str, subset: str, methods: list[str]) -> None:
+    """One line per method: mean over seeds against the level, with a +- std band when there are >= 2 seeds."""
+    selected = keyed(rows, metric, subset)
+    for method in methods:
+        stats = selected[selected["method"] == method].groupby("level")["value"].agg(["mean", "std"]).sort_index()
+        if stats.empty:
+            continue
+        line, = ax.plot(stats.index, stats["mean"], marker="o", markersize=3, label=display_name(method))
+        if stats["std"].notna().any():
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.grid(alpha=0.3)
