@@ -2,7 +2,7 @@
 
 Contenders, all training the same ResNet-8 (same initial weights) with SGD and batch CutMix
 (alpha 1, applied to every batch) on the same synthetic 100-class images, for the same steps:
-- project: `runner.train_run` as `cutmix-bench run` calls it: Lightning Trainer, `BatchLoader`
+- project: `training.train_run` as `cutmix-bench run` calls it: Lightning Trainer, `BatchLoader`
   (the split as one tensor, whole-batch crop/flip), `Classifier` (CutMix + soft-target CE), one
   checkpoint at the end;
 - bare loop: a plain for-loop over the same tensors with the same crop/flip/normalise/CutMix
@@ -39,11 +39,12 @@ from torchvision import transforms
 
 from cutmix_bench.config import validate
 from cutmix_bench.data import Split, create_dataset
-from cutmix_bench.loader import crop_flip, normalise
 from cutmix_bench.methods import create_method
 from cutmix_bench.models import create_model
-from cutmix_bench.runner import Run, train_run
-from cutmix_bench.train import soft_cross_entropy
+from cutmix_bench.rundir import Run
+from cutmix_bench.training import train_run
+from cutmix_bench.training.loader import crop_flip, normalise
+from cutmix_bench.training.module import soft_cross_entropy
 
 CLASSES, LR, MOMENTUM, DECAY = 100, 0.05, 0.9, 5e-4
 # (model, precision, images) when not given: the CPU figures of docs/performance.md, the GPU suite's setting.

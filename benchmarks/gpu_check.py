@@ -38,7 +38,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]  # this checkout's package, also when it i
 
 import make_subset  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
-from cutmix_bench.runner import CPU_BF16_FLAGS, cpu_flags  # noqa: E402
+from cutmix_bench.training.fit import CPU_BF16_FLAGS, cpu_flags  # noqa: E402
 
 SUITE = ROOT / "suites" / "cifar100.yaml"
 # Suite overrides per mode; every evaluation keeps its device default on a GPU (all test images).

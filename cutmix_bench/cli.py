@@ -119,7 +119,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     from .config import load_suite
     from .provenance import copy_to_results
-    from .runner import check_recorded, output_dir, suite_runs, write_results
+    from .rundir import output_dir, suite_runs
+    from .runner import check_recorded, write_results
 
     suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)

@@ -5,25 +5,23 @@ model on random images of the dataset's shape). Nothing is trained or written.""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
 from .config import Suite
 from .evaluations import EVALUATIONS
+from .rundir import RunDir, output_dir, suite_runs
 
 
-def run_state(suite: Suite, run_dir: Path) -> str:
-    from .runner import finished
-
-    if finished(suite, run_dir):
+def run_state(suite: Suite, folder: RunDir) -> str:
+    if folder.finished(suite.evaluations):
         return "finished"
-    if (run_dir / "DONE").exists():
-        missing = [n for n in suite.evaluations if not (run_dir / "eval" / f"{n}.csv").exists()]
+    if folder.is_done():
+        missing = [n for n in suite.evaluations if not folder.eval_file(n).exists()]
         return f"trained; to evaluate: {', '.join(missing)}"
-    if (run_dir / "FAILED").exists():
+    if folder.failed.exists():
         return "failed earlier; will retry"
-    if (run_dir / "last.ckpt").exists():
+    if folder.checkpoint.exists():
         return "to resume from last.ckpt"
     return "to train"
 
@@ -64,14 +62,14 @@ def _duration(seconds: float) -> str:
 
 
 def dry_run(suite: Suite, jobs: int) -> str:
-    from .runner import load_data, output_dir, select_device, suite_runs
+    from .runner import load_data, select_device
 
     out = output_dir(suite)
     device = select_device(suite.device)
     _, train, test = data = load_data(suite)
     dataset = data[0]
     runs = suite_runs(suite)
-    states = {r.name: run_state(suite, out / "runs" / r.name) for r in runs}
+    states = {r.name: run_state(suite, RunDir.of(out, r)) for r in runs}
     lines = [f"suite {suite.name}: {len(runs)} runs ({len(suite.methods)} methods x {len(suite.seeds)} seeds) into "
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]

@@ -20,6 +20,7 @@ import torch
 
 from . import __version__
 from .io import write_csv, write_text
+from .rundir import Run, RunDir
 
 INFO = "info.json"  # per run folder
 
@@ -69,16 +70,17 @@ def record(run_dir: Path, **items: Any) -> None:
     write_text(path, json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
-def copy_to_results(out: Path, runs: list[Any], suite_dump: dict, failures: dict[str, str]) -> None:
+def copy_to_results(out: Path, runs: list[Run], suite_dump: dict, failures: dict[str, str]) -> None:
     """Write suite.json, runs.json, curves.csv and failures.json into `out` from the finished runs."""
-    finished = [r for r in runs if (out / "runs" / r.name / "DONE").exists()]
-    infos = {r.name: json.loads((out / "runs" / r.name / INFO).read_text()) for r in finished
-             if (out / "runs" / r.name / INFO).is_file()}
+    folders = {r.name: RunDir.of(out, r) for r in runs}
+    finished = [r for r in runs if folders[r.name].is_done()]
+    infos = {r.name: json.loads((folders[r.name].path / INFO).read_text()) for r in finished
+             if (folders[r.name].path / INFO).is_file()}
     write_text(out / "suite.json", json.dumps(suite_dump, indent=1) + "\n")  # unsorted: methods keep their order
     write_text(out / "runs.json", json.dumps(infos, indent=1, sort_keys=True) + "\n")
     write_text(out / "failures.json", json.dumps(failures, indent=1, sort_keys=True) + "\n")
-    curves = [pd.read_csv(out / "runs" / r.name / "log.csv").assign(run=r.name, method=r.method, seed=r.seed)
-              for r in finished if (out / "runs" / r.name / "log.csv").is_file()]
+    curves = [pd.read_csv(folders[r.name].log).assign(run=r.name, method=r.method, seed=r.seed)
+              for r in finished if folders[r.name].log.is_file()]
     if curves:
         frame = pd.concat(curves, ignore_index=True)
         write_csv(out / "curves.csv", frame[["run", "method", "seed", *[c for c in frame if c not in

@@ -8,8 +8,6 @@ skipped on a rerun; an interrupted training resumes from its last checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import multiprocessing
@@ -17,12 +15,9 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 import yaml
 
@@ -32,38 +27,26 @@ from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
 from .faults import kill_point
-from .io import atomic_write, write_csv, write_text
-from .loader import BatchLoader
+from .io import write_csv, write_text
 from .methods import create_method
 from .models import create_model
 from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
+from .rundir import Run, RunDir, output_dir, suite_runs
 from .setups import differences, setup_hash, training_setup
-from .train import Classifier
+from .training import check_checkpoint, eval_batch_size, precision, train_run
+from .training.callbacks import read_log
 
 log = logging.getLogger("cutmix_bench")
-CPUINFO = Path("/proc/cpuinfo")
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bf16 dot products (Cooper Lake, Sapphire Rapids, Zen 4)
 # Lightning's info lines (accelerator summary, tips) and deprecation chatter are noise in a suite log.
 logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", module="pytorch_lightning")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-@dataclass
-class Run:
-    method: str
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.method}-s{self.seed}"
 
 
-def suite_runs(suite: Suite) -> list[Run]:
-    """Every (method label, seed) of the suite, in report order."""
-    return [Run(method, seed) for method in suite.methods for seed in suite.seeds]
 
 
 def select_device(choice: str) -> torch.device:
@@ -74,9 +57,6 @@ def select_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def output_dir(suite: Suite) -> Path:
-    """`output_dir`, or results/<suite name> under the current directory."""
-    return Path(suite.output_dir) if suite.output_dir else Path("results") / suite.name
 
 
 def load_data(suite: Suite) -> tuple[Dataset, Split, Split]:
@@ -91,154 +71,43 @@ def load_data(suite: Suite) -> tuple[Dataset, Split, Split]:
     return dataset, train, test
 
 
-class PeriodicCheckpoint(pl.Callback):
-    """Writes `last.ckpt` every `every` epochs and after the last one, atomically (temp + rename),
-    so a kill at any moment leaves the previous checkpoint intact."""
-
-    def __init__(self, path: Path, every: int) -> None:
-        self.path, self.every = path, every
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
-        epoch = trainer.current_epoch + 1
-        if epoch % self.every == 0 or epoch == trainer.max_epochs:
-            atomic_write(self.path, trainer.save_checkpoint)
 
 
-class EpochLog(pl.Callback):
-    """Appends one CSV line per epoch: train loss / accuracy (on the original labels), test accuracy."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_train_start(self, trainer: pl.Trainer, module: Classifier) -> None:
-        if self.path.exists():  # resumed: keep the epochs before the checkpoint
-            kept = read_log(self.path)
-            write_csv(self.path, kept[kept["epoch"] < trainer.current_epoch])
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
-        loss_sum, correct, seen = module.epoch_stats.tolist()
-        test_acc = trainer.callback_metrics.get("test_acc")
-        validated = test_acc is not None and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0
-        row = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(seen, 1),
-               "train_acc": 100 * correct / max(seen, 1),
-               "test_acc": 100 * float(test_acc) if validated else float("nan"),
-               "lr": trainer.optimizers[0].param_groups[0]["lr"],
-               "seconds": module.train_seconds}  # training batches only, not the per-epoch test pass
-        frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
-        write_csv(self.path, pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
-        kill_point(f"epoch:{self.path.parent.name}:{trainer.current_epoch}")
 
 
-def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device,
-              run_dir: Path) -> list[dict]:
-    """Train (or resume) one run and return its training rows."""
-    dataset, train, test = data
-    pl.seed_everything(run.seed, workers=False, verbose=False)
-    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
-    if suite.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    name, params = suite.method_spec(run.method)
-    method = create_method(name, f"methods.{run.method}", **params)
-    cfg = suite.train
-    train_loader = BatchLoader(train, cfg.batch_size, dataset.mean, dataset.std, device, train=True, seed=run.seed)
-    if len(train_loader) == 0:
-        raise BenchError(f"train.batch_size: {cfg.batch_size} is larger than the training set ({len(train)})")
-    test_loader = BatchLoader(test, eval_batch_size(suite, device), dataset.mean, dataset.std, device, train=False)
-    module = Classifier(model, method, dataset.num_classes, cfg, len(train_loader), run.seed)
-    if cfg.compile:
-        module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
-    last = run_dir / "last.ckpt"
-    if last.exists():
-        check_checkpoint(last, module.state_dict())
-    trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator=device.type, devices=1 if device.index is None else [device.index],
-        precision=precision(cfg.precision, device),
-        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-        callbacks=[EpochLog(run_dir / "log.csv"), PeriodicCheckpoint(last, cfg.checkpoint_every)],
-        check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
-        deterministic=device.type == "cpu", benchmark=device.type == "cuda",
-    )
-    started = time.perf_counter()
-    trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
-                ckpt_path=str(last) if last.exists() else None, weights_only=True)
-    seconds = time.perf_counter() - started
-    epoch_log = read_log(run_dir / "log.csv")
-    images = len(train_loader) * cfg.batch_size * len(epoch_log)
-    return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
-            {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
-            {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
-            {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
 
 
-def eval_batch_size(suite: Suite, device: torch.device) -> int:
-    """Large batches suit a GPU; on a CPU a batch of 1024 falls out of the caches and is 1.2-1.4x slower
-    than 128 (docs/performance.md)."""
-    return suite.eval_batch_size or (1024 if device.type == "cuda" else 128)
 
 
-def precision(choice: str, device: torch.device) -> str:
-    """Lightning's precision flag: `auto` is bf16 autocast on GPUs that support it, fp16 autocast (with
-    loss scaling) on older GPUs, fp32 on CPU. `bf16` on a CPU (opt-in) needs native bf16 instructions:
-    elsewhere autocast emulates them, slower than fp32, so it is refused."""
-    if choice == "auto":
-        if device.type != "cuda":
-            return "32-true"
-        return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
-    if choice == "bf16" and device.type == "cpu" and not cpu_flags() & set(CPU_BF16_FLAGS):
-        raise BenchError(f"train.precision: 'bf16' on a CPU needs native bf16 instructions (CPU flag "
-                         f"{' or '.join(CPU_BF16_FLAGS)} in {CPUINFO}); this CPU has neither: use '32' (or 'auto')")
-    return "bf16-mixed" if choice == "bf16" else "32-true"
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
-    try:
-        text = CPUINFO.read_text()
-    except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
 
 
-def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Load `path` safely and check that it holds the same parameter names and shapes as `expected`."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as exc:
-        raise BenchError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it to retrain "
-                         f"this run from scratch") from exc
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    wanted = {k: tuple(v.shape) for k, v in expected.items()}
-    if shapes != wanted:
-        differing = sorted(set(shapes.items()) ^ set(wanted.items()))[:3]
-        raise BenchError(f"{path}: checkpoint is of another model (first differences: {differing}); "
-                         f"delete the run folder or use another output_dir")
-    return state
 
 
-def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, run_dir: Path,
+def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, folder: RunDir,
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
     dataset, train, test = data
     model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
-    state = check_checkpoint(run_dir / "last.ckpt", {f"model.{k}": v for k, v in model.state_dict().items()})
+    state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
-                      seed=run.seed, run_dir=run_dir, cache_dir=cache_dir, train=train,
+                      seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
                       channels_last=suite.train.channels_last)
-    record(run_dir, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
+    record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
     for label in suite.evaluations:
         name, params = suite.evaluation_spec(label)
-        path = run_dir / "eval" / f"{label}.csv"
+        path = folder.eval_file(label)
         if not path.exists():
             log.info("%s: evaluation %s", run.name, label)
             started = time.perf_counter()
             result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
-            record(run_dir, seconds={label: time.perf_counter() - started})
+            record(folder.path, seconds={label: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{label}")
             result.insert(0, "evaluation", label)
             write_csv(path, result)
@@ -247,31 +116,31 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
 
 
 def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:
-    run_dir = out / "runs" / run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.rglob(".*.tmp"):  # left by a kill during an atomic write; we hold the run lock
+    folder = RunDir.of(out, run)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    for stale in folder.path.rglob(".*.tmp"):  # left by a kill during an atomic write; we hold the run lock
         stale.unlink()
-    setup, setup_file = training_setup(suite, run), run_dir / "setup.json"
+    setup, setup_file = training_setup(suite, run), folder.setup
     if setup_file.exists() and setup_file.read_text() != setup:  # checked by preflight; another process may race
-        raise BenchError(f"{run_dir}: this run was started with another data / model / train / method setup; "
+        raise BenchError(f"{folder.path}: this run was started with another data / model / train / method setup; "
                          f"use another output_dir, or delete the run folder to retrain it")
     write_text(setup_file, setup)
-    write_text(run_dir / "config.yaml", yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
-    train_file = run_dir / "eval" / "train.csv"
+    write_text(folder.config, yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
+    train_file = folder.train_rows
     if not train_file.exists():
         started = time.perf_counter()
-        write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, run_dir)))
-        record(run_dir, seconds={"train": time.perf_counter() - started})
-    record(run_dir, train_images=len(data[1]), test_images=len(data[2]))
+        write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, folder.path)))
+        record(folder.path, seconds={"train": time.perf_counter() - started})
+    record(folder.path, train_images=len(data[1]), test_images=len(data[2]))
     rows = pd.read_csv(train_file).to_dict("records")
-    rows += evaluate_run(suite, run, data, device, run_dir, out / "cache")
+    rows += evaluate_run(suite, run, data, device, folder, out / "cache")
     frame = pd.DataFrame(rows)
     meta = {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
             "dataset": suite.data.name}
     for i, (key, value) in enumerate(meta.items()):
         frame.insert(i, key, value)
-    write_csv(run_dir / "metrics.csv", frame)
-    write_text(run_dir / "DONE", "complete\n")
+    write_csv(folder.metrics, frame)
+    write_text(folder.done, "complete\n")
     kill_point(f"done:{run.name}")
 
 
@@ -291,7 +160,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     runs = suite_runs(suite)
     preflight(suite, out, runs)
-    pending = [r for r in runs if not finished(suite, out / "runs" / r.name)]
+    pending = [r for r in runs if not RunDir.of(out, r).finished(suite.evaluations)]
     data = None
     if pending:
         data = load_data(suite)
@@ -303,10 +172,10 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
             pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
     else:
         work(suite.model_dump(), data=data)
-    failures = {r.name: failure(out / "runs" / r.name) for r in runs
-                if (out / "runs" / r.name / "FAILED").exists() and not (out / "runs" / r.name / "DONE").exists()}
+    folders = {r.name: RunDir.of(out, r) for r in runs}
+    failures = {name: failure(f) for name, f in folders.items() if f.failed.exists() and not f.is_done()}
     for r in runs:
-        if not (out / "runs" / r.name / "DONE").exists() and r.name not in failures:
+        if not folders[r.name].is_done() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
     write_results(out, runs)
     if not (out / "figures" / "training_inputs.png").exists():
@@ -332,10 +201,10 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
     return capped
 
 
-def failure(run_dir: Path) -> str:
+def failure(folder: RunDir) -> str:
     """The first line of a run's FAILED file (which a full disk may have left empty or unreadable)."""
     try:
-        lines = (run_dir / "FAILED").read_text(errors="replace").splitlines()
+        lines = folder.failed.read_text(errors="replace").splitlines()
     except OSError as exc:
         return f"failed (its FAILED file is unreadable: {exc.strerror})"
     return lines[0] if lines and lines[0] else "failed (no error recorded)"
@@ -347,18 +216,17 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
     every log a run would resume from is readable. One BenchError names all that differs."""
     differing: dict[str, list[str]] = {}
     for run in runs:
-        run_dir = inside(out, out / "runs" / run.name)
-        recorded = read_setup(run_dir)
+        folder = RunDir(inside(out, RunDir.of(out, run).path))
+        recorded = read_setup(folder)
         requested = training_setup(suite, run)
         if recorded is not None and recorded != requested:
             try:
                 differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
             except json.JSONDecodeError:
-                raise BenchError(f"{run_dir / 'setup.json'}: not a valid setup record (expected JSON); delete the "
+                raise BenchError(f"{folder.setup}: not a valid setup record (expected JSON); delete the "
                                  f"run folder to retrain this run") from None
-        log_file = run_dir / "log.csv"
-        if log_file.exists() and not (run_dir / "DONE").exists():
-            read_log(log_file)
+        if folder.log.exists() and not folder.is_done():
+            read_log(folder.log)
     if differing:
         keys = list(dict.fromkeys(d for diffs in differing.values() for d in diffs)) or ["setup.json differs"]
         names = ", ".join(differing)
@@ -366,30 +234,16 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
                          f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
 
 
-def read_setup(run_dir: Path) -> str | None:
-    path = run_dir / "setup.json"
+def read_setup(folder: RunDir) -> str | None:
+    path = folder.setup
     try:
         return path.read_text() if path.exists() else None
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
 
 
-LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
 
 
-def read_log(path: Path) -> pd.DataFrame:
-    """A run's log.csv, with the columns training and its summary need."""
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:  # pandas raises several types (parser, decode, empty) for one meaning
-        raise BenchError(f"{path}: unreadable training log ({type(exc).__name__}); delete it and last.ckpt to "
-                         f"retrain this run") from None
-    missing = [c for c in LOG_COLUMNS if c not in frame.columns]
-    if missing or not pd.api.types.is_numeric_dtype(frame["epoch"]):
-        raise BenchError(f"{path}: damaged training log (missing or non-numeric column(s) "
-                         f"{', '.join(missing) or 'epoch'}; expected {', '.join(LOG_COLUMNS)}); delete it and "
-                         f"last.ckpt to retrain this run")
-    return frame
 
 
 def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
@@ -450,55 +304,35 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
         torch.cuda.set_device(device)
     runs = suite_runs(suite)
     for i, run in enumerate(runs, 1):
-        run_dir = out / "runs" / run.name
-        if finished(suite, run_dir):
+        folder = RunDir.of(out, run)
+        if folder.finished(suite.evaluations):
             log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
         try:
-            with run_lock(run_dir) as locked:
-                if not locked or finished(suite, run_dir):
+            with folder.lock() as locked:
+                if not locked or folder.finished(suite.evaluations):
                     continue
                 data = data or load_data(suite)
                 log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
-                (run_dir / "FAILED").unlink(missing_ok=True)
+                folder.failed.unlink(missing_ok=True)
                 execute_run(suite, run, data, device, out)
         except Exception as exc:  # one failed run must not stop the others; the report lists it
-            record_failure(run, run_dir, exc)
+            record_failure(run, folder, exc)
 
 
-def record_failure(run: Run, run_dir: Path, exc: Exception) -> None:
+def record_failure(run: Run, folder: RunDir, exc: Exception) -> None:
     """Log the error and write it to the run's FAILED file; a FAILED file that cannot be written (disk full,
     read-only folder) is logged too, and never raises."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
     try:
-        write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
+        write_text(folder.failed, f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
     except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
-        log.error("%s: could not record the failure in %s: %s", run.name, run_dir / "FAILED", again)
+        log.error("%s: could not record the failure in %s: %s", run.name, folder.failed, again)
 
 
-def finished(suite: Suite, run_dir: Path) -> bool:
-    """DONE and scored by every evaluation the suite asks for: an evaluation added to the suite later is
-    run on the finished models without retraining them."""
-    return (run_dir / "DONE").exists() and all((run_dir / "eval" / f"{name}.csv").exists()
-                                               for name in suite.evaluations)
 
 
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock on the run folder; yields False when another process holds it.
-    The OS releases it when the holder dies, so a killed run is picked up again."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 RESULT_COLUMNS = ("run", "method", "seed", "evaluation", "metric", "value")
@@ -508,11 +342,11 @@ def collect_results(out: Path, runs: list[Run]) -> pd.DataFrame:
     """The finished runs' metrics.csv, validated, each with the `setup` hash of its recorded setup.json."""
     frames = []
     for r in runs:
-        run_dir = out / "runs" / r.name
-        if not (run_dir / "DONE").exists():
+        folder = RunDir.of(out, r)
+        if not folder.is_done():
             continue
-        frame = read_metrics(run_dir / "metrics.csv")
-        recorded = read_setup(run_dir)
+        frame = read_metrics(folder.metrics)
+        recorded = read_setup(folder)
         frame.insert(min(5, len(frame.columns)), "setup", setup_hash(recorded) if recorded is not None else "")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -538,8 +372,8 @@ def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
     results = collect_results(out, runs)
     setups = {}
     for r in runs:
-        recorded = read_setup(out / "runs" / r.name)
-        if recorded is not None and (out / "runs" / r.name / "DONE").exists():
+        recorded = read_setup(RunDir.of(out, r))
+        if recorded is not None and RunDir.of(out, r).is_done():
             setups[setup_hash(recorded)] = json.loads(recorded)
     write_csv(out / "results.csv", results)
     write_text(out / "setups.json", json.dumps(setups, indent=2, sort_keys=True) + "\n")
@@ -548,7 +382,7 @@ def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
 
 def check_recorded(suite: Suite, out: Path, runs: list[Run]) -> None:
     """For `report`: the finished runs were made with the setup the suite describes (its header says so)."""
-    preflight(suite, out, [r for r in runs if (out / "runs" / r.name / "DONE").exists()])
+    preflight(suite, out, [r for r in runs if RunDir.of(out, r).is_done()])
 
 
 def check_writable(out: Path) -> None:

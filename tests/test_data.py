@@ -14,7 +14,7 @@ from cutmix_bench.data import DATASETS, Split, create_dataset
 from cutmix_bench.data.base import channel_stats
 from cutmix_bench.data.cifar import STATS
 from cutmix_bench.errors import BenchError
-from cutmix_bench.loader import BatchLoader, crop_flip, normalise
+from cutmix_bench.training.loader import BatchLoader, crop_flip, normalise
 
 
 def tiny_arrays(n: int, classes: int, seed: int, side: int = 8) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from scipy import stats
 
 from cutmix_bench.errors import BenchError
 from cutmix_bench.methods import METHODS, create_method
-from cutmix_bench.train import soft_cross_entropy
+from cutmix_bench.training.module import soft_cross_entropy
 
 CHANNELS = 3
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cutmix_bench import cli, runner
+from cutmix_bench import cli
 from cutmix_bench.config import validate
 from cutmix_bench.errors import BenchError
-from cutmix_bench.runner import Run, load_data, train_run
+from cutmix_bench.rundir import Run
+from cutmix_bench.runner import load_data
+from cutmix_bench.training import fit, train_run
 
 from helpers import tiny_suite
 
@@ -22,25 +24,25 @@ FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f {extra}\n"
 def fake_cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
     path = tmp_path / "cpuinfo"
     path.write_text(FLAGS.format(extra=extra))
-    monkeypatch.setattr(runner, "CPUINFO", path)
+    monkeypatch.setattr(fit, "CPUINFO", path)
 
 
 @pytest.mark.parametrize("extra", ["avx512_bf16", "amx_tile amx_bf16"])
 def test_cpu_bf16_is_autocast_where_the_cpu_has_native_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             extra: str) -> None:
     fake_cpuinfo(tmp_path, monkeypatch, extra)
-    assert runner.precision("bf16", CPU) == "bf16-mixed"
-    assert runner.precision("auto", CPU) == "32-true" and runner.precision("32", CPU) == "32-true"
+    assert fit.precision("bf16", CPU) == "bf16-mixed"
+    assert fit.precision("auto", CPU) == "32-true" and fit.precision("32", CPU) == "32-true"
 
 
 def test_cpu_bf16_without_native_support_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture) -> None:
     fake_cpuinfo(tmp_path, monkeypatch, "avx512bw amx_tile")
     with pytest.raises(BenchError, match=r"train.precision: 'bf16' on a CPU needs .*avx512_bf16 or amx_bf16"):
-        runner.precision("bf16", CPU)
-    monkeypatch.setattr(runner, "CPUINFO", tmp_path / "absent")  # not Linux: nothing to tell, so refused
+        fit.precision("bf16", CPU)
+    monkeypatch.setattr(fit, "CPUINFO", tmp_path / "absent")  # not Linux: nothing to tell, so refused
     with pytest.raises(BenchError, match="train.precision"):
-        runner.precision("bf16", CPU)
+        fit.precision("bf16", CPU)
     suite = tiny_suite(tmp_path, device="cpu")
     assert cli.main(["run", str(suite), "--set", "train.precision=bf16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -48,7 +50,7 @@ def test_cpu_bf16_without_native_support_is_one_clear_error(tmp_path: Path, monk
     assert not (tmp_path / "out" / "runs").exists()  # refused before any run started
 
 
-@pytest.mark.skipif(not runner.cpu_flags() & set(runner.CPU_BF16_FLAGS), reason="this CPU has no native bf16")
+@pytest.mark.skipif(not fit.cpu_flags() & set(fit.CPU_BF16_FLAGS), reason="this CPU has no native bf16")
 def test_cpu_bf16_training_runs_in_bf16(tmp_path: Path) -> None:
     """Same seed and data: the bf16 run trains (finite loss) and ends at other weights than the fp32 run, which
     it could not if autocast were silently off (CPU training is bitwise deterministic)."""

@@ -13,11 +13,13 @@ import torch
 
 from cutmix_bench.config import TrainConfig, validate
 from cutmix_bench.data import create_dataset
-from cutmix_bench.loader import BatchLoader
 from cutmix_bench.methods import create_method
 from cutmix_bench.models import create_model
-from cutmix_bench.runner import Run, load_data, train_run
-from cutmix_bench.train import Classifier
+from cutmix_bench.rundir import Run
+from cutmix_bench.runner import load_data
+from cutmix_bench.training import train_run
+from cutmix_bench.training.loader import BatchLoader
+from cutmix_bench.training.module import Classifier
 
 
 def learning_rates(train: dict, steps_per_epoch: int) -> list[float]:

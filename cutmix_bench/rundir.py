@@ -1,0 +1,89 @@
+"""The layout of a results directory in one place: `<output_dir>/runs/<method label>-s<seed>/` per run, and
+the files that hold a run's state. Code that reads or writes a run folder names its files through `RunDir`,
+never as string literals.
+
+A run folder holds config.yaml (the resolved suite), setup.json (what decides the trained model), last.ckpt,
+log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
+the error of the last failed attempt; .lock is held by the process working on the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Suite
+
+
+@dataclass(frozen=True)
+class Run:
+    method: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-s{self.seed}"
+
+
+def suite_runs(suite: Suite) -> list[Run]:
+    """Every (method label, seed) of the suite, in report order."""
+    return [Run(method, seed) for method in suite.methods for seed in suite.seeds]
+
+
+def output_dir(suite: Suite) -> Path:
+    """`output_dir`, or results/<suite name> under the current directory."""
+    return Path(suite.output_dir) if suite.output_dir else Path("results") / suite.name
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run's folder and the names of its files."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, out: Path, run: Run) -> RunDir:
+        return cls(out / "runs" / run.name)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config = property(lambda self: self.path / "config.yaml")
+    setup = property(lambda self: self.path / "setup.json")
+    checkpoint = property(lambda self: self.path / "last.ckpt")
+    log = property(lambda self: self.path / "log.csv")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    done = property(lambda self: self.path / "DONE")
+    failed = property(lambda self: self.path / "FAILED")
+    train_rows = property(lambda self: self.eval_file("train"))
+
+    def eval_file(self, label: str) -> Path:
+        return self.path / "eval" / f"{label}.csv"
+
+    def is_done(self) -> bool:
+        return self.done.exists()
+
+    def finished(self, evaluations: Iterable[str]) -> bool:
+        """DONE and scored by every evaluation asked for: an evaluation added to the suite later is run on
+        the finished model without retraining it."""
+        return self.is_done() and all(self.eval_file(label).exists() for label in evaluations)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """An exclusive, non-blocking lock on the run folder; yields False when another process holds it.
+        The OS releases it when the holder dies, so a killed run is picked up again."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,112 @@
+"""Training one run: model, method, loaders, Lightning Trainer and precision, resumed from the run's last
+checkpoint. Returns the run's training rows; everything about the run folder beyond its checkpoint and log
+is the runner's business."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from ..config import Suite
+from ..data import Dataset, Split
+from ..errors import BenchError
+from ..methods import create_method
+from ..models import create_model
+from ..rundir import Run, RunDir
+from .callbacks import EpochLog, PeriodicCheckpoint, read_log
+from .loader import BatchLoader
+from .module import Classifier
+
+CPUINFO = Path("/proc/cpuinfo")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bf16 dot products (Cooper Lake, Sapphire Rapids, Zen 4)
+
+
+def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device,
+              run_dir: Path) -> list[dict]:
+    """Train (or resume from its last checkpoint) one run in `run_dir`; return its training rows."""
+    folder = RunDir(run_dir)
+    last, log_file = folder.checkpoint, folder.log
+    dataset, train, test = data
+    pl.seed_everything(run.seed, workers=False, verbose=False)
+    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    if suite.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    name, params = suite.method_spec(run.method)
+    method = create_method(name, f"methods.{run.method}", **params)
+    cfg = suite.train
+    train_loader = BatchLoader(train, cfg.batch_size, dataset.mean, dataset.std, device, train=True, seed=run.seed)
+    if len(train_loader) == 0:
+        raise BenchError(f"train.batch_size: {cfg.batch_size} is larger than the training set ({len(train)})")
+    test_loader = BatchLoader(test, eval_batch_size(suite, device), dataset.mean, dataset.std, device, train=False)
+    module = Classifier(model, method, dataset.num_classes, cfg, len(train_loader), run.seed)
+    if cfg.compile:
+        module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
+    if last.exists():
+        check_checkpoint(last, module.state_dict())
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs, accelerator=device.type, devices=1 if device.index is None else [device.index],
+        precision=precision(cfg.precision, device),
+        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every)],
+        check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
+        deterministic=device.type == "cpu", benchmark=device.type == "cuda",
+    )
+    started = time.perf_counter()
+    trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
+                ckpt_path=str(last) if last.exists() else None, weights_only=True)
+    seconds = time.perf_counter() - started
+    epoch_log = read_log(log_file)
+    images = len(train_loader) * cfg.batch_size * len(epoch_log)
+    return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
+            {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
+            {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
+            {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
+
+
+def eval_batch_size(suite: Suite, device: torch.device) -> int:
+    """Large batches suit a GPU; on a CPU a batch of 1024 falls out of the caches and is 1.2-1.4x slower
+    than 128 (docs/performance.md)."""
+    return suite.eval_batch_size or (1024 if device.type == "cuda" else 128)
+
+
+def precision(choice: str, device: torch.device) -> str:
+    """Lightning's precision flag: `auto` is bf16 autocast on GPUs that support it, fp16 autocast (with
+    loss scaling) on older GPUs, fp32 on CPU. `bf16` on a CPU (opt-in) needs native bf16 instructions:
+    elsewhere autocast emulates them, slower than fp32, so it is refused."""
+    if choice == "auto":
+        if device.type != "cuda":
+            return "32-true"
+        return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
+    if choice == "bf16" and device.type == "cpu" and not cpu_flags() & set(CPU_BF16_FLAGS):
+        raise BenchError(f"train.precision: 'bf16' on a CPU needs native bf16 instructions (CPU flag "
+                         f"{' or '.join(CPU_BF16_FLAGS)} in {CPUINFO}); this CPU has neither: use '32' (or 'auto')")
+    return "bf16-mixed" if choice == "bf16" else "32-true"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def check_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Load `path` safely and check that it holds the same parameter names and shapes as `expected`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as exc:
+        raise BenchError(f"{path}: not a readable checkpoint ({type(exc).__name__}); delete it to retrain "
+                         f"this run from scratch") from exc
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    wanted = {k: tuple(v.shape) for k, v in expected.items()}
+    if shapes != wanted:
+        differing = sorted(set(shapes.items()) ^ set(wanted.items()))[:3]
+        raise BenchError(f"{path}: checkpoint is of another model (first differences: {differing}); "
+                         f"delete the run folder or use another output_dir")
+    return state
