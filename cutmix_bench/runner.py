@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +27,7 @@ from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
 from .faults import kill_point
 from .io import write_csv, write_text
+from .logs import configure_logging
 from .methods import create_method
 from .models import create_model
 from .plugins import load_plugins
@@ -39,10 +39,6 @@ from .training import check_checkpoint, eval_batch_size, precision, train_run
 from .training.callbacks import read_log
 
 log = logging.getLogger("cutmix_bench")
-# Lightning's info lines (accelerator summary, tips) and deprecation chatter are noise in a suite log.
-logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", module="pytorch_lightning")
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 
@@ -293,7 +289,8 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
     A failing run, even one whose folder cannot be written, never stops the others."""
     suite = Suite.model_validate(suite_dump)
     load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
+    if worker is not None:  # a spawned worker process starts unconfigured
+        configure_logging()
     out, device = output_dir(suite), select_device(suite.device)
     if worker is not None and device.type == "cpu":
         torch.set_num_threads(1)
