@@ -52,12 +52,15 @@ def _corruption_mean(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ood_auroc(group: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """AUROC of the MSP detector (else the first score) on each set of the group: averaged per run."""
+    """AUROC of the MSP detector (else the first score) over the group's sets: the evaluation's own
+    `mean_auroc` row (one per run, with its bootstrap interval) when recorded, else the per-set rows,
+    averaged per run."""
 
     def select(rows: pd.DataFrame) -> pd.DataFrame:
         if "group" not in rows or "score" not in rows:
             return rows.iloc[0:0]
-        scored = rows[(rows["metric"] == "auroc") & (rows["group"] == group)]
+        means = rows[(rows["metric"] == "mean_auroc") & (rows["group"] == group)]
+        scored = means if len(means) else rows[(rows["metric"] == "auroc") & (rows["group"] == group)]
         scores = list(dict.fromkeys(scored["score"]))
         return scored[scored["score"] == ("msp" if "msp" in scores else scores[0])] if scores else scored
 

@@ -223,13 +223,13 @@ def test_report_tables_are_mean_and_std_over_seeds(tmp_path: Path) -> None:
             frames.append(pd.DataFrame(rows).assign(method=method, seed=seed, source="generated, cifar, seed 0"))
     ctx = ReportContext(out_dir=tmp_path, figures_dir=tmp_path / "figures", methods=["baseline", "cutmix"])
     text = Corruptions.report(pd.concat(frames, ignore_index=True), ctx)
-    main_table = text.split("\n\n")[1].splitlines()
-    header = [c.strip() for c in main_table[0].strip("|").split("|")]
-    assert header[:4] == ["Method", "Clean err", "mCE", "Gauss"] and len(header) == 2 + 1 + 19
-    baseline = [c.strip() for c in main_table[2].strip("|").split("|")]
+    main_table = text.split("Per corruption (mean over its severities):\n\n")[1].split("\n\n")[0].splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in main_table]
+    assert cells[0] == ["Corruption", "Baseline", "CutMix"]  # transposed: 2 + 19 rows, page-wide
+    assert [row[0] for row in cells[2:5]] == ["Clean err", "mCE", "Gauss"] and len(cells) == 2 + 2 + 19
     # mCE 73 + 10 + 1 and Gauss 3 + 10 + 1 (see test_summary_metrics_match_hand_computation)
-    assert baseline[:4] == ["Baseline", "15.00 ± 0.00", "84.00 ± 1.41", "14.00 ± 1.41"]
-    assert "**74.00 ± 1.41**" in main_table[3]  # CutMix: the lower mCE is bold
+    assert [row[1] for row in cells[2:5]] == ["15.00 ± 0.00", "84.00 ± 1.41", "14.00 ± 1.41"]
+    assert cells[3][2] == "74.00 ± 1.41" and "**" not in text  # no best-mean bold: not a test
     assert "Rel. mCE" in text and "| Extras" in text and "Severity 5" in text
     assert (tmp_path / "figures" / "corruption_severity.png").stat().st_size > 1000
 

@@ -150,3 +150,22 @@ def test_report_of_a_non_results_dir_is_one_error(tmp_path: Path, missing: str, 
     assert main(["report", str(out)]) == 2
     assert capsys.readouterr().err.strip() == (f"cutmix-bench: error: {out}: not a results directory (no {missing}); "
                                                "expected the output_dir of a run made by this version")
+
+
+def test_ood_headline_prefers_the_recorded_group_mean(tmp_path: Path) -> None:
+    """One seed: the near AUROC is the evaluation's `mean_auroc` row with its own (bootstrap) interval, not
+    a recomputation from the per-set rows; without that row, the per-set rows are averaged per run."""
+    from cutmix_bench.summary import headline_values
+
+    rows = []
+    for method, shift in (("baseline", 0.0), ("cutmix", 4.0)):
+        base = {"run": f"{method}-s0", "method": method, "seed": 0, "evaluation": "ood", "score": "msp"}
+        rows += [{**base, "metric": "auroc", "subset": s, "group": "near", "value": v + shift, "n": 500,
+                  "ci_low": v + shift - 3, "ci_high": v + shift + 3} for s, v in (("a", 70.0), ("b", 80.0))]
+        rows.append({**base, "metric": "mean_auroc", "subset": "near", "group": "near", "value": 75.0 + shift,
+                     "n": 1000, "ci_low": 74.0 + shift, "ci_high": 76.5 + shift})
+    frame = pd.DataFrame(rows)
+    near = headline_values(frame).query("headline == 'auroc_near'").set_index("method")
+    assert near.loc["cutmix", "value"] == 79.0 and near.loc["cutmix", "half"] == 1.25
+    per_set = headline_values(frame[frame["metric"] != "mean_auroc"]).query("headline == 'auroc_near'")
+    assert per_set.set_index("method").loc["cutmix", "half"] == pytest.approx(math.sqrt(2 * 3 ** 2) / 2)

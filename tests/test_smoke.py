@@ -13,7 +13,7 @@ from helpers import REPO
 
 
 def main_table_rows(report: str) -> list[list[str]]:
-    section = report.split("## Main results", 1)[1].split("\n## ", 1)[0]
+    section = report.split("## Clean test set", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")][2:]  # skip header + rule
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
