@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .data import Split
-from .methods.base import to_device
+from ..data import Split
+from ..methods.base import to_device
 
 
 class EpochSeed:

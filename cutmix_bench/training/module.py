@@ -11,9 +11,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
-from .errors import BenchError
-from .methods import Method
+from ..config import TrainConfig
+from ..errors import BenchError
+from ..methods import Method
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
