@@ -22,6 +22,7 @@ import timing  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 def load(name: str):  # noqa: ANN201 (a module object)
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks up its module while the module runs
     spec.loader.exec_module(module)
     return module
 
