@@ -36,7 +36,7 @@ from .loader import BatchLoader
 from .methods import create_method
 from .models import create_model
 from .report import build_report
-from .setups import differences, setup_hash, training_setup
+from .setups import differences, row_setup, setup_hash, training_setup
 from .train import Classifier
 
 log = logging.getLogger("cutmix_bench")
@@ -272,11 +272,13 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs) as pool:
-            pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
+            unrecorded = pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
     else:
-        work(suite.model_dump(), data=data)
+        unrecorded = [work(suite.model_dump(), data=data)]
     failures = {r.name: failure(out / "runs" / r.name) for r in runs
                 if (out / "runs" / r.name / "FAILED").exists() and not (out / "runs" / r.name / "DONE").exists()}
+    for errors in unrecorded:  # failures whose FAILED file could not be written
+        failures.update({name: error for name, error in errors.items() if name not in failures})
     for r in runs:
         if not (out / "runs" / r.name / "DONE").exists() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
@@ -294,10 +296,9 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
         limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         unit = "CPU(s)"
     capped = max(1, min(jobs, pending, limit))
-    if jobs > limit:
-        log.warning("--jobs %d: capped at %d, the %s available", jobs, capped, unit)
-    elif jobs > capped:
-        log.warning("--jobs %d: capped at %d, the runs left to do", jobs, capped)
+    if capped < jobs:
+        reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
+        log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
     return capped
 
 
@@ -390,10 +391,12 @@ def inside(out: Path, path: Path) -> Path:
     return path
 
 
-def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None) -> None:
+def work(suite_dump: dict, worker: int | None = None,
+         data: tuple[Dataset, Split, Split] | None = None) -> dict[str, str]:
     """Train and evaluate every run that is neither finished nor locked by another process.
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
-    A failing run, even one whose folder cannot be written, never stops the others."""
+    A failing run, even one whose folder cannot be written, never stops the others. Returns the failures
+    that could not be recorded in a FAILED file (run name -> error)."""
     suite = Suite.model_validate(suite_dump)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # worker processes start unconfigured
     out, device = output_dir(suite), select_device(suite.device)
@@ -405,6 +408,7 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
     runs = suite_runs(suite)
+    unrecorded: dict[str, str] = {}
     for i, run in enumerate(runs, 1):
         run_dir = out / "runs" / run.name
         if finished(suite, run_dir):
@@ -419,18 +423,22 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
                 (run_dir / "FAILED").unlink(missing_ok=True)
                 execute_run(suite, run, data, device, out)
         except Exception as exc:  # one failed run must not stop the others; the report lists it
-            record_failure(run, run_dir, exc)
+            if not record_failure(run, run_dir, exc):
+                unrecorded[run.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return unrecorded
 
 
-def record_failure(run: Run, run_dir: Path, exc: Exception) -> None:
-    """Log the error and write it to the run's FAILED file; a FAILED file that cannot be written (disk full,
-    read-only folder) is logged too, and never raises."""
+def record_failure(run: Run, run_dir: Path, exc: Exception) -> bool:
+    """Log the error and write it to the run's FAILED file; False when that file cannot be written (disk
+    full, read-only folder), which is logged too: the failure handler never raises."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
     try:
         write_text(run_dir / "FAILED", f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
     except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
         log.error("%s: could not record the failure in %s: %s", run.name, run_dir / "FAILED", again)
+        return False
+    return True
 
 
 def finished(suite: Suite, run_dir: Path) -> bool:
@@ -490,13 +498,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 
 def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
-    """results.csv of the finished runs, and setups.json: each setup hash in it -> the recorded setup."""
+    """results.csv of the finished runs, and setups.json: each setup hash in it -> the recorded setup (less
+    the seed)."""
     results = collect_results(out, runs)
     setups = {}
     for r in runs:
         recorded = read_setup(out / "runs" / r.name)
         if recorded is not None and (out / "runs" / r.name / "DONE").exists():
-            setups[setup_hash(recorded)] = json.loads(recorded)
+            setups[setup_hash(recorded)] = row_setup(recorded)
     write_csv(out / "results.csv", results)
     write_text(out / "setups.json", json.dumps(setups, indent=2, sort_keys=True) + "\n")
     return results
