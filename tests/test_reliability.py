@@ -130,8 +130,13 @@ def _corrupt(out: Path, kill_at: str | None = None) -> subprocess.CompletedProce
     env.pop("CUTMIX_BENCH_KILL_AT", None)
     if kill_at:
         env["CUTMIX_BENCH_KILL_AT"] = kill_at
-    command = [sys.executable, "-m", "cutmix_bench", "corrupt", "--dataset", "synthetic", "--out", str(out),
-               "--corruptions", "gaussian_noise,contrast", "--severities", "1", "--workers", "2"]
+    root = out.parent / "data"  # 40 small images: cheap, and still 5 tasks (severities) per corruption
+    root.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        np.savez(root / f"{split}.npz", x=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), y=np.arange(40) % 4)
+    command = [sys.executable, "-m", "cutmix_bench", "corrupt", "--dataset", "npz", "--data-root", str(root),
+               "--out", str(out), "--corruptions", "gaussian_noise,contrast", "--severities", "1", "--workers", "2"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=BACKSTOP)
 
 
