@@ -295,7 +295,8 @@ CASES: dict[str, Case] = {
     "disk full during a run": lambda b, m: (["run", b.variant(_full_disk(b, m))], "the disk is full", 1),
     "read-only run folder": lambda b, m: (["run", b.suite, "--set", "seeds=[0, 1]"] if m(
         "out/runs/baseline-s1", readonly=True) else [], "baseline-s1", 1),
-    "corrupt: disk full": lambda b, m: (_corrupt(b, m("cfull", "8k")), "contrast.npy: could not write (the disk is full", 1),
+    "corrupt: disk full": lambda b, m: (_corrupt(b, m("cfull", "8k")),
+                                        "contrast.npy: could not write (the disk is full", 1),
     "corrupt: read-only output": lambda b, m: (_corrupt(b, m("cro", readonly=True)),
                                                "could not write (the file system is read-only)", 1),
     "corrupt: unknown corruption": lambda b, m: (["corrupt", "--dataset", "synthetic", "--out", str(b.fresh),
