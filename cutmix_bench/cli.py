@@ -101,8 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
-        print(f"cutmix-bench: {len(failures)} run(s) failed or unfinished: {', '.join(sorted(failures))}",
-              file=sys.stderr)
+        first = sorted(failures)[0]
+        print(f"cutmix-bench: error: {len(failures)} run(s) failed or unfinished ({', '.join(sorted(failures))}; "
+              f"see {out / 'report.md'}): {first}: {failures[first]}", file=sys.stderr)
         return 1
     return 0
 

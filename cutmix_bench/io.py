@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +22,18 @@ def _umask() -> int:
 
 
 UMASK = _umask()
+SHORT_WRITE_FREE = 4 << 20  # bytes: less free space than this after a short write means a full disk
 
 
 def write_failed(path: Path, exc: OSError) -> WriteFailed:
     """One line naming the file and what happened (no space left, read-only, no permission)."""
-    short_write = f"{exc}: a short write, the disk is probably full"
     reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-              errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or short_write)
+              errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or f"{exc}")
+    if exc.errno is None:  # numpy's short write ("N requested and M written") carries no errno
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(path.parent).free
+            reason = f"the disk is full: {exc}, {free} bytes free" if free < SHORT_WRITE_FREE else reason
     return WriteFailed(f"{path}: could not write ({reason}); free space or fix the permissions, then rerun")
 
 

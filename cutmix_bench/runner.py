@@ -34,7 +34,7 @@ from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
-from .setups import differences, setup_hash, training_setup
+from .setups import differences, row_setup, setup_hash, training_setup
 from .training import check_checkpoint, eval_batch_size, precision, train_run
 from .training.callbacks import read_log
 
@@ -165,11 +165,13 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(jobs) as pool:
-            pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
+            unrecorded = pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
     else:
-        work(suite.model_dump(), data=data)
+        unrecorded = [work(suite.model_dump(), data=data)]
     folders = {r.name: RunDir.of(out, r) for r in runs}
     failures = {name: failure(f) for name, f in folders.items() if f.failed.exists() and not f.is_done()}
+    for errors in unrecorded:  # failures whose FAILED file could not be written
+        failures.update({name: error for name, error in errors.items() if name not in failures})
     for r in runs:
         if not folders[r.name].is_done() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
@@ -190,10 +192,9 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
         limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         unit = "CPU(s)"
     capped = max(1, min(jobs, pending, limit))
-    if jobs > limit:
-        log.warning("--jobs %d: capped at %d, the %s available", jobs, capped, unit)
-    elif jobs > capped:
-        log.warning("--jobs %d: capped at %d, the runs left to do", jobs, capped)
+    if capped < jobs:
+        reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
+        log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
     return capped
 
 
@@ -283,10 +284,12 @@ def draw_training_inputs(suite: Suite, out: Path, count: int = 6) -> None:
                     dataset.num_classes, None, out / "figures")
 
 
-def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None) -> None:
+def work(suite_dump: dict, worker: int | None = None,
+         data: tuple[Dataset, Split, Split] | None = None) -> dict[str, str]:
     """Train and evaluate every run that is neither finished nor locked by another process.
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
-    A failing run, even one whose folder cannot be written, never stops the others."""
+    A failing run, even one whose folder cannot be written, never stops the others. Returns the failures
+    that could not be recorded in a FAILED file (run name -> error)."""
     suite = Suite.model_validate(suite_dump)
     load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
     if worker is not None:  # a spawned worker process starts unconfigured
@@ -300,6 +303,7 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
     runs = suite_runs(suite)
+    unrecorded: dict[str, str] = {}
     for i, run in enumerate(runs, 1):
         folder = RunDir.of(out, run)
         if folder.finished(suite.evaluations):
@@ -314,18 +318,22 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
                 folder.failed.unlink(missing_ok=True)
                 execute_run(suite, run, data, device, out)
         except Exception as exc:  # one failed run must not stop the others; the report lists it
-            record_failure(run, folder, exc)
+            if not record_failure(run, folder, exc):
+                unrecorded[run.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return unrecorded
 
 
-def record_failure(run: Run, folder: RunDir, exc: Exception) -> None:
-    """Log the error and write it to the run's FAILED file; a FAILED file that cannot be written (disk full,
-    read-only folder) is logged too, and never raises."""
+def record_failure(run: Run, folder: RunDir, exc: Exception) -> bool:
+    """Log the error and write it to the run's FAILED file; False when that file cannot be written (disk
+    full, read-only folder), which is logged too: the failure handler never raises."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
     try:
         write_text(folder.failed, f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
     except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
         log.error("%s: could not record the failure in %s: %s", run.name, folder.failed, again)
+        return False
+    return True
 
 
 
@@ -365,13 +373,14 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 
 def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
-    """results.csv of the finished runs, and setups.json: each setup hash in it -> the recorded setup."""
+    """results.csv of the finished runs, and setups.json: each setup hash in it -> the recorded setup (less
+    the seed)."""
     results = collect_results(out, runs)
     setups = {}
     for r in runs:
         recorded = read_setup(RunDir.of(out, r))
         if recorded is not None and RunDir.of(out, r).is_done():
-            setups[setup_hash(recorded)] = json.loads(recorded)
+            setups[setup_hash(recorded)] = row_setup(recorded)
     write_csv(out / "results.csv", results)
     write_text(out / "setups.json", json.dumps(setups, indent=2, sort_keys=True) + "\n")
     return results

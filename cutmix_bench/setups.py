@@ -1,8 +1,9 @@
 """The training setup of a run (what decides its trained model), its short hash, and the comparison of a
 recorded setup with a requested one: a run folder is only resumed or reused under the setup it was made with.
 
-`setup.json` in each run folder holds `training_setup()` byte for byte; results.csv names it by `setup_hash()`
-and `<output_dir>/setups.json` maps each hash back to the setup, so a report can tell setups apart.
+`setup.json` in each run folder holds `training_setup()` byte for byte; results.csv names it, less the seed, by
+`setup_hash()` and `<output_dir>/setups.json` maps each hash back to that setup, so a report can build its header
+from the recorded setups and tell apart setups that must not share a row.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ def training_setup(suite: Suite, run: Any) -> str:
     return json.dumps(setup, sort_keys=True)
 
 
+def row_setup(setup_json: str) -> dict[str, Any]:
+    """A recorded setup without its seed: what the runs averaged in one report row must share."""
+    return {k: v for k, v in json.loads(setup_json).items() if k != "seed"}
+
+
 def setup_hash(setup_json: str) -> str:
-    """The first 12 hex digits of the SHA-256 of the setup's JSON text."""
-    return hashlib.sha256(setup_json.encode()).hexdigest()[:HASH_CHARS]
+    """The first 12 hex digits of the SHA-256 of the setup's canonical JSON without the seed (runs that differ
+    only by their seed share it)."""
+    return hashlib.sha256(json.dumps(row_setup(setup_json), sort_keys=True).encode()).hexdigest()[:HASH_CHARS]
 
 
 def differences(recorded: dict[str, Any], requested: dict[str, Any], label: str) -> list[str]:

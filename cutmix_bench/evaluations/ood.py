@@ -281,10 +281,15 @@ def roc_figure(scored: pd.DataFrame, ctx: ReportContext, score: str) -> str:
         for run in dict.fromkeys(runs):
             path = ctx.out_dir / "runs" / run / SCORES_FILE
             if path.is_file():
-                with np.load(path) as saved:
-                    if f"{label}__{score}" in saved.files:
-                        curves[method] = roc_curve(saved[f"in__{score}"], saved[f"{label}__{score}"])[:2]
-                        break
+                try:
+                    with np.load(path, allow_pickle=False) as saved:
+                        if f"{label}__{score}" in saved.files:
+                            curves[method] = roc_curve(saved[f"in__{score}"], saved[f"{label}__{score}"])[:2]
+                            break
+                except Exception as exc:  # zip, format, pickle (object arrays) and key errors alike
+                    raise BenchError(f"{path}: unreadable OOD score file ({type(exc).__name__}: {exc}); expected "
+                                     f"numeric arrays in__<score> and <set>__<score>; delete it and the run's "
+                                     f"eval/ood.csv to score the run again") from None
     if not curves:
         return ""
     figure, axes = new_figure(1, 1, width=4.5, height=4.2)
