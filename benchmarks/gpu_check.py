@@ -18,6 +18,7 @@ bench.txt, bench-compile.txt, suite.log, suite/ (results.csv, report.md, figures
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -82,10 +83,12 @@ def run_step(name: str, command: list[str], log: Path, clock: Clock, reserve: fl
 
         def kill() -> None:  # the whole process group: corruption workers hold the output pipe too
             killed.set()
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # already ended
+                os.killpg(process.pid, signal.SIGKILL)
 
         timer = threading.Timer(limit, kill)
         timer.start()
+        signal.signal(signal.SIGTERM, lambda *_: (kill(), sys.exit(143)))  # a killed check ends its step too
         for line in process.stdout:
             stamped = f"[{time.monotonic() - start:.1f} s] {line}"
             sys.stdout.write(stamped)
