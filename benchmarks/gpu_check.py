@@ -87,14 +87,17 @@ def run_step(name: str, command: list[str], log: Path, clock: Clock, reserve: fl
                 os.killpg(process.pid, signal.SIGKILL)
 
         timer = threading.Timer(limit, kill)
+        timer.daemon = True  # a check ended by SIGTERM must not wait for the timer at exit
         timer.start()
         signal.signal(signal.SIGTERM, lambda *_: (kill(), sys.exit(143)))  # a killed check ends its step too
-        for line in process.stdout:
-            stamped = f"[{time.monotonic() - start:.1f} s] {line}"
-            sys.stdout.write(stamped)
-            sink.write(stamped)
-        process.wait()
-        timer.cancel()
+        try:
+            for line in process.stdout:
+                stamped = f"[{time.monotonic() - start:.1f} s] {line}"
+                sys.stdout.write(stamped)
+                sink.write(stamped)
+            process.wait()
+        finally:
+            timer.cancel()
     seconds = time.monotonic() - start
     if killed.is_set():
         print(f"-- {name}: killed after {seconds:.0f} s (time budget)", flush=True)
