@@ -1,5 +1,5 @@
-"""nox sessions: tests, lint, smoke (the smoke suite end to end), bench (side-by-side benchmarks).
-CI runs tests and lint."""
+"""nox sessions: tests, lint, smoke (the smoke suite end to end), bench (side-by-side benchmarks), gpu (the
+GPU check, benchmarks/gpu_check.sh). CI runs tests and lint."""
 
 import nox
 
@@ -34,3 +34,10 @@ def bench(session: nox.Session) -> None:
     session.install(*TORCH)
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """benchmarks/gpu_check.sh in the current Python (it finds or installs what it needs itself, and must work with
+    a pre-installed torch); outputs under $OUT. Options after --, e.g. `nox -s gpu -- --mode cpu`."""
+    session.run("bash", "benchmarks/gpu_check.sh", *session.posargs, external=True)

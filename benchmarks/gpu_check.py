@@ -18,6 +18,7 @@ bench.txt, bench-compile.txt, suite.log, suite/ (results.csv, report.md, figures
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -82,16 +83,21 @@ def run_step(name: str, command: list[str], log: Path, clock: Clock, reserve: fl
 
         def kill() -> None:  # the whole process group: corruption workers hold the output pipe too
             killed.set()
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # already ended
+                os.killpg(process.pid, signal.SIGKILL)
 
         timer = threading.Timer(limit, kill)
+        timer.daemon = True  # a check ended by SIGTERM must not wait for the timer at exit
         timer.start()
-        for line in process.stdout:
-            stamped = f"[{time.monotonic() - start:.1f} s] {line}"
-            sys.stdout.write(stamped)
-            sink.write(stamped)
-        process.wait()
-        timer.cancel()
+        signal.signal(signal.SIGTERM, lambda *_: (kill(), sys.exit(143)))  # a killed check ends its step too
+        try:
+            for line in process.stdout:
+                stamped = f"[{time.monotonic() - start:.1f} s] {line}"
+                sys.stdout.write(stamped)
+                sink.write(stamped)
+            process.wait()
+        finally:
+            timer.cancel()
     seconds = time.monotonic() - start
     if killed.is_set():
         print(f"-- {name}: killed after {seconds:.0f} s (time budget)", flush=True)

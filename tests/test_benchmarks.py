@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +71,8 @@ def test_result_goals() -> None:
 
 EXPECTED = {
     "bench_train_step": {"train_step.project_vs_bare_loop", "train_step.project_vs_classic_dataloader",
-                         "train_step.project_vs_classic_as_official", "train_step.project_images_per_second"},
+                         "train_step.project_vs_classic_as_official", "train_step.project_images_per_second",
+                         "train_step.bare_loop_images_per_second"},
     "bench_mixing": {f"mixing.{group}.{what}" for group, others in
                      [("cutmix_batch", ["timm", "torchvision"]), ("mixup_batch", ["timm", "torchvision"]),
                       ("cutout", ["timm"]), ("cutmix_per_sample", ["timm"]), ("mixup_per_sample", ["timm"])]
@@ -102,7 +105,10 @@ def test_run_all_runs_a_selected_script_and_summarises(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "bench_eval: eval.mmap_vs_in_memory = " in done.stdout
     rows = table.read_text().splitlines()
-    assert rows[:2] == ["| benchmark | result |", "|---|---|"] and len(rows) == 2 + 4
+    assert rows[:2] == ["| benchmark | result | machine |", "|---|---|---|"] and len(rows) == 2 + 4
+    machines = {row.split(" | ")[-1] for row in rows[2:]}  # bench_eval measures on the CPU
+    assert machines == {f"cpu, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}) |"}, machines
+    assert f"  [cpu, {os.cpu_count()} CPUs" in done.stdout
 
 
 def test_run_all_rejects_an_unknown_script() -> None:
@@ -150,6 +156,6 @@ def test_run_all_passes_its_options_only_to_scripts_built_on_timing(tmp_path: Pa
     for name in ("bench_corruptions", "bench_new"):
         script = tmp_path / f"{name}.py"
         script.write_text("import sys\nprint('result args =', *sys.argv[1:])\n")
-        code, results, _ = run_all.run(script, quick=True, threads=2)
+        code, results, _, _ = run_all.run(script, quick=True, threads=2)
         expected = "--images 2" if name == "bench_corruptions" else "--threads 2 --quick"
         assert code == 0 and results == [f"args = {expected}"]
