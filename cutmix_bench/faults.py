@@ -1,7 +1,5 @@
 """Named crash points for the resume tests: with CUTMIX_BENCH_KILL_AT=<point> the process SIGKILLs
-itself on reaching that point (no cleanup, exactly like `kill -9`); with CUTMIX_BENCH_STOP_AT=<point> it
-SIGSTOPs itself there, so a test can kill it from outside at a known moment without timing it. Unset,
-this does nothing."""
+itself on reaching that point (no cleanup, exactly like `kill -9`). Unset, this does nothing."""
 
 import os
 import signal
@@ -10,5 +8,3 @@ import signal
 def kill_point(name: str) -> None:
     if os.environ.get("CUTMIX_BENCH_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("CUTMIX_BENCH_STOP_AT") == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
