@@ -89,7 +89,8 @@ class MixCollate:
         self._stream: tuple[int, int | None] | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Start the draws of `epoch` afresh (also when it is the current epoch again)."""
+        self.epoch, self._rng = epoch, None
 
     def generator(self) -> np.random.Generator:
         worker = get_worker_info()

@@ -147,7 +147,7 @@ def test_collate_transform_in_a_user_loader_gives_the_runners_batches(kind: str,
     for batches in (result["batches"], result["seen"]):
         assert len(batches) == len(expected) == 3
         for batch, (want_images, want_target) in zip(batches, expected):
-            images, target = (batch["image"], batch["label"]) if kind == "dict" else batch
+            images, target = (batch["image"], batch["label"]) if isinstance(batch, dict) else batch
             assert torch.equal(images, want_images) and torch.equal(target, want_target)
 
 
