@@ -16,6 +16,12 @@ from ..errors import BenchError
 from ..methods import Method
 
 
+def mixing_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of all mixing draws of an epoch (shared with the Lightning callback and the collate
+    transform, so that they give the runner's batches for the same seed)."""
+    return np.random.default_rng([seed, epoch, 1])
+
+
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of -sum_k target_k log softmax(logits)_k; equals the official
     lam*CE(y_a) + (1-lam)*CE(y_b) for two-label targets."""
@@ -30,6 +36,8 @@ class Classifier(pl.LightningModule):
                  steps_per_epoch: int, seed: int) -> None:
         super().__init__()
         self.model, self.method, self.num_classes = model, method, num_classes
+        if hasattr(method, "attach"):  # hidden-feature methods hook into the model; duck-typed user methods may lack it
+            method.attach(model)
         self.cfg, self.steps_per_epoch, self.seed = train, steps_per_epoch, seed
         self.rng = np.random.default_rng(seed)
         self.epoch_stats = torch.zeros(3)  # loss sum, correct, seen
@@ -39,7 +47,7 @@ class Classifier(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # Everything random in an epoch (mixing, dropout, ShakeDrop) is seeded by (seed, epoch).
-        self.rng = np.random.default_rng([self.seed, self.current_epoch, 1])
+        self.rng = mixing_rng(self.seed, self.current_epoch)
         torch.manual_seed(int(np.random.default_rng([self.seed, self.current_epoch, 2]).integers(2**62)))
         self.epoch_stats = torch.zeros(3, device=self.device)
         self.epoch_started = time.perf_counter()
