@@ -1,6 +1,6 @@
 """Mixing in the user's own training code: a Lightning callback and a torchvision-v2-style batch transform
 (usable as a DataLoader collate_fn). Both run any registered input-space method with the runner's seeding:
-one generator per epoch, `train.mixing_rng(seed, epoch)`, drawn batch after batch."""
+one generator per epoch, `training.module.mixing_rng(seed, epoch)`, drawn batch after batch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import default_collate, get_worker_info
 
 from .methods import Method, create_method
-from .train import mixing_rng
+from .training.module import mixing_rng
 
 
 def build(method: str | Method, params: dict[str, Any]) -> Method:

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cutmix_bench.config import TrainConfig
 from cutmix_bench.methods import create_method
-from cutmix_bench.train import Classifier, mixing_rng
+from cutmix_bench.training.module import Classifier, mixing_rng
 from cutmix_bench.user_mixing import MixCollate, MixingCallback
 
 REPO = Path(__file__).resolve().parents[1]
