@@ -146,9 +146,28 @@ def test_odin_reduces_to_msp_and_perturbs_towards_confidence() -> None:
     # The step is epsilon per [0, 1] pixel, i.e. epsilon / std per channel on normalised inputs (reference code).
     x_req = x.clone().requires_grad_(True)
     forward(x_req).div(7.0).log_softmax(1).max(1).values.sum().backward()
-    stepped = x + 1e-3 * torch.where(x_req.grad >= 0, 1.0, -1.0)
+    stepped = x + 1e-3 * torch.where(x_req.grad > 0, 1.0, -1.0)
     with torch.no_grad():
         torch.testing.assert_close(odin(forward, x, 7.0, 1e-3), msp(forward(stepped) / 7.0))
+
+
+def test_odin_moves_zero_gradient_pixels_by_minus_epsilon() -> None:
+    """The original ODIN code and OpenOOD: sign = torch.ge(grad of the cross entropy, 0) mapped to {-1, +1},
+    x' = x - epsilon * sign, so a pixel the logits do not depend on moves by -epsilon."""
+    weight = torch.randn(3 * 4 * 4, 5, generator=torch.Generator().manual_seed(2))
+    seen = []
+
+    def forward(x01: torch.Tensor) -> torch.Tensor:
+        seen.append(x01.detach().clone())
+        return x01[:, :, :4, :4].flatten(1) @ weight  # the rest of the 8 x 8 image has zero gradient
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    odin(forward, x, temperature=10.0, epsilon=0.01)
+    step = seen[-1] - x
+    outside = torch.ones(8, 8, dtype=torch.bool)
+    outside[:4, :4] = False
+    torch.testing.assert_close(step[:, :, outside], torch.full_like(step[:, :, outside], -0.01))
+    assert (step[:, :, :4, :4].abs() - 0.01).abs().max() < 1e-6
 
 
 def test_score_registry_validates_parameters() -> None:

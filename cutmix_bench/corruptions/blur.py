@@ -154,18 +154,19 @@ def _motion_gathered(x: np.ndarray, kernel: np.ndarray, offsets: np.ndarray) -> 
     return np.moveaxis(acc, 0, 3) if x.ndim == 4 else acc[0]
 
 
-def round_like_imagemagick(x: np.ndarray) -> np.ndarray:
-    """ImageMagick writes its (floating point) result to an 8-bit PNG: round half up to an integer."""
-    return np.floor(x + 0.5)
+def quantise_like_imagemagick(x: np.ndarray) -> np.ndarray:
+    """The 8-bit PNG the reference's ImageMagick (6.9, Q16, through Wand) returns: its blurred value truncated
+    to an integer, not rounded (measured against Wand byte for byte, tests/test_imagemagick.py)."""
+    return np.floor(x)
 
 
 def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """CIFAR-10-C called ImageMagick's MotionBlurImage; `imagecorruptions` re-implemented it as shifted copies
-    weighted by the one-sided Gaussian, which is what runs here. CIFAR variant: 8-bit rounding of the PNG that
-    ImageMagick returned; ImageNet variant: the float result (truncated by the final uint8 cast)."""
+    weighted by the one-sided Gaussian, which is what runs here. CIFAR variant: the 8-bit PNG that ImageMagick
+    returned (truncated); ImageNet variant: the float result (truncated by the final uint8 cast)."""
     angles = rng.uniform(-45, 45, size=len(x))
     out = np.clip(motion_blur_layer(x, c[0], c[1], angles), 0, 255)
-    return round_like_imagemagick(out) if variant == "cifar" else out
+    return quantise_like_imagemagick(out) if variant == "cifar" else out
 
 
 @lru_cache(maxsize=64)

@@ -12,22 +12,31 @@ from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Row
 
 
+def top1(logits: torch.Tensor) -> torch.Tensor:
+    """The top-1 prediction: `argmax` of the logits, the first class among tied maxima. The one rule for top-1
+    error, ECE and every other evaluation (`topk(...)[:, 0]` may pick another of the tied classes)."""
+    return logits.argmax(1)
+
+
 def top1_wrong(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Boolean [N]: the top-1 prediction is not the label."""
-    return logits.topk(1, dim=1).indices[:, 0] != labels
+    return top1(logits) != labels
 
 
-def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                     torch.Tensor]:
-    """(confidence, correct as float, bin index) per image; bin b holds confidences in (b/bins, (b+1)/bins]."""
-    confidence, prediction = probs.max(1)
+def calibration_bins(logits: torch.Tensor, labels: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                      torch.Tensor]:
+    """(confidence = max softmax, correct (of `top1`) as float, bin index) per image; bin b holds confidences
+    in (b/bins, (b+1)/bins]. Correctness comes from the logits, not the probabilities: softmax can round
+    close logits into tied probabilities."""
+    confidence = logits.float().softmax(1).max(1).values
     edges = torch.linspace(0, 1, bins + 1)
-    return confidence, (prediction == labels).float(), torch.bucketize(confidence, edges[1:-1], right=False)
+    correct = (top1(logits) == labels).float()
+    return confidence, correct, torch.bucketize(confidence, edges[1:-1], right=False)
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     """ECE with `bins` equal-width confidence bins (Guo et al., 2017): sum_b |B|/N |acc_b - conf_b|."""
-    confidence, correct, index = calibration_bins(probs, labels, bins)
+    confidence, correct, index = calibration_bins(logits, labels, bins)
     ece = torch.zeros(())
     for b in range(bins):
         members = index == b
@@ -38,14 +47,13 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict[str, float]:
     """top1_err / top5_err / ece in percent, nll in nats."""
-    probs = logits.float().softmax(1)
     k = min(5, logits.shape[1])
     top5 = logits.topk(k, dim=1).indices
     return {
         "top1_err": 100 * float(top1_wrong(logits, labels).float().mean()),
         "top5_err": 100 * float(1 - (top5 == labels[:, None]).any(1).float().mean()),
         "nll": float(F.cross_entropy(logits.float(), labels)),
-        "ece": 100 * expected_calibration_error(probs, labels, bins),
+        "ece": 100 * expected_calibration_error(logits, labels, bins),
     }
 
 
@@ -54,7 +62,7 @@ def nll_ece_replicates(logits: torch.Tensor, labels: torch.Tensor, bins: int = 1
     """Bootstrap replicates over images of NLL (nats) and ECE (%), from one shared resample. ECE =
     sum_b |sum_{i in b} (correct_i - conf_i)| / N, so a resample's per-bin sums are one product with its
     counts matrix."""
-    confidence, correct, index = calibration_bins(logits.float().softmax(1), labels, bins)
+    confidence, correct, index = calibration_bins(logits, labels, bins)
     gap = F.one_hot(index, bins).double() * (correct - confidence).double()[:, None]
     nll = F.cross_entropy(logits.float(), labels, reduction="none").double()[:, None]
     replicates = intervals.mean_replicates(torch.cat([nll, gap], 1).numpy(), seed)

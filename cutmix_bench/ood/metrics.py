@@ -17,7 +17,8 @@ which OpenOOD uses, can skip that point when a tie holds both classes and so ove
 
 AUPR is average precision, sum_n (R_n - R_{n-1}) P_n over the threshold sweep, as sklearn's
 `average_precision_score`; OpenOOD instead integrates `precision_recall_curve` with the trapezoid rule,
-which interpolates linearly between PR points and is slightly optimistic.
+which averages the precision at both ends of each recall step: lower than average precision on tie-free
+scores (by about 1e-3 or less), higher when scores tie (by 0.25 when all scores are equal); docs/ood.md.
 """
 
 from __future__ import annotations

@@ -46,18 +46,19 @@ def odin(forward: Callable[[torch.Tensor], torch.Tensor], x01: torch.Tensor, tem
          epsilon: float = 0.0014) -> torch.Tensor:
     """ODIN (Liang et al. 2018): MSP of logits / T after one step that raises the max softmax of logits / T.
 
-    The step is taken in [0, 1] pixel space: x' = x + epsilon * sign(grad_x log max softmax(f(x) / T)),
-    without clipping. The reference code (ODIN, OpenOOD) steps on normalised inputs by epsilon / std per
-    channel, which is the same step of epsilon in pixel space. As there, a zero gradient counts as positive.
-    `forward` maps [0, 1] NCHW images to logits (normalisation inside)."""
+    As the original code (facebookresearch/odin calData.py) and OpenOOD's ODINPostprocessor: g = gradient of
+    the cross entropy of logits / T against the predicted class (= -log max softmax), sign s = +1 where
+    g >= 0 else -1 (`torch.ge(grad, 0)` mapped to {-1, +1}), x' = x - epsilon * s, no clipping. So a pixel
+    with zero gradient moves by -epsilon, as there (pytorch-ood's `sign` would leave it in place). The step
+    is taken in [0, 1] pixel space; the reference code steps on normalised inputs by epsilon / std per
+    channel, which is the same step. `forward` maps [0, 1] NCHW images to logits (normalisation inside)."""
     with torch.enable_grad():
         x = x01.detach().clone().requires_grad_(True)
-        log_probs = (forward(x) / temperature).log_softmax(1)
-        loss = log_probs.max(1).values.sum()
-        (grad,) = torch.autograd.grad(loss, x)
-    direction = torch.where(grad >= 0, 1.0, -1.0)
+        cross_entropy = -(forward(x) / temperature).log_softmax(1).max(1).values.sum()
+        (grad,) = torch.autograd.grad(cross_entropy, x)
+    sign = torch.where(grad >= 0, 1.0, -1.0)
     with torch.no_grad():
-        return msp(forward(x01 + epsilon * direction) / temperature)
+        return msp(forward(x01 - epsilon * sign) / temperature)
 
 
 class Score:
