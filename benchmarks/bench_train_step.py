@@ -37,11 +37,11 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from cutmix_bench.config import validate
 from cutmix_bench.data import Split, create_dataset
 from cutmix_bench.methods import create_method
 from cutmix_bench.models import create_model
 from cutmix_bench.rundir import Run
+from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
 from cutmix_bench.training.loader import crop_flip, normalise
 from cutmix_bench.training.module import soft_cross_entropy

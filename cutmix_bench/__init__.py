@@ -18,7 +18,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_suite": "config", "Suite": "config", "run_suite": "runner", "load_plugins": "plugins",
+    "load_suite": "suite_file", "Suite": "config", "run_suite": "runner", "load_plugins": "plugins",
     "METHODS": "methods", "MODELS": "models", "DATASETS": "data", "EVALUATIONS": "evaluations",
     "SCORES": "ood.scores", "BenchError": "errors",
 }

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_suite
     from .runner import run_suite
+    from .suite_file import load_suite
 
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
@@ -116,10 +116,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise BenchError("--set: only with a suite file; a results directory is reported as recorded")
         print(f"report: {report_from_dir(args.target)}")
         return 0
-    from .config import load_suite
     from .provenance import copy_to_results
     from .rundir import output_dir, suite_runs
     from .runner import check_recorded, write_results
+    from .suite_file import load_suite
 
     suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)

@@ -1,23 +1,19 @@
-"""Suite files: YAML -> validated `Suite`, with `--set key.path=value` overrides.
-
-Every mistake becomes one BenchError naming the key path and what was expected. Component names
-and their parameters (dataset, model, methods, evaluations) are checked by building them once
-here, before any training starts.
-"""
+"""The suite schema (pydantic, unknown keys rejected), its YAML loader and the `--set key.path=value`
+overrides. Imports nothing of the package but errors and the plug-in path rule: `suite_file.py` reads a
+file and checks its component names against the registries."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import BenchError
-from .plugins import load_plugins, resolve_plugin_files
+from .plugins import resolve_plugin_files
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 NAME_RULE = "1-64 characters from A-Z a-z 0-9 . _ -, not starting with '.' or '-'"
@@ -28,7 +24,7 @@ def check_name(name: Any, key: str) -> str:
     """A name that becomes a file or folder name (suite name, method label): no separators, no '..', no
     hidden files, short enough for every file system."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise BenchError(f"{key}: {_short(name)} is not a valid name; expected {NAME_RULE}")
+        raise BenchError(f"{key}: {short_repr(name)} is not a valid name; expected {NAME_RULE}")
     return name
 
 
@@ -128,7 +124,8 @@ class Suite(Strict):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not NAME.fullmatch(value):
-            raise ValueError(f"{_short(value)} is not a valid name (it names the output folder); expected {NAME_RULE}")
+            raise ValueError(f"{short_repr(value)} is not a valid name (it names the output folder); "
+                             f"expected {NAME_RULE}")
         return value
 
     @field_validator("seeds")
@@ -153,76 +150,6 @@ class Suite(Strict):
         label, so one evaluation can run twice with different parameters under two labels."""
         params = dict(self.evaluations[label])
         return params.pop("evaluation", label), params
-
-
-def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
-    """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
-    relative paths given with --set are relative to the current directory."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"{path}: suite file not found")
-    try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BenchError(f"{path}: not a UTF-8 text file (byte {exc.start}); expected a YAML suite") from None
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read the suite file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise BenchError(f"{path}:{where} YAML syntax error: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(raw, dict):
-        raise BenchError(f"{path}: expected a mapping of suite keys at the top level")
-    resolve_paths(raw, path.parent.resolve())
-    resolve_plugin_files(raw, path.parent.resolve())
-    for item in overrides:
-        apply_override(raw, item)
-    return validate(raw, str(path))
-
-
-def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
-    try:
-        suite = Suite.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-        got = "" if error["type"] == "missing" else f", got {_short(error.get('input'))}"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "value_error":
-            got = ""  # our messages quote the value themselves
-        raise BenchError(f"{source}: {key}: {message}{got}") from None
-    load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
-    check_components(suite)
-    return suite
-
-
-def check_components(suite: Suite) -> None:
-    """Names and parameters of the dataset, model, methods and evaluations, checked without loading
-    data or building models."""
-    from .data import DATASETS
-    from .evaluations import EVALUATIONS
-    from .methods import create_method
-    from .models import MODELS
-    from .registry import check_kwargs
-
-    dataset = DATASETS.get(suite.data.name, "data.name")
-    check_kwargs(dataset, suite.data.params, "data.params")
-    given = {"root": suite.data.root, "download": suite.data.download or None}  # what the runner passes
-    check_kwargs(dataset, {k: v for k, v in given.items() if v is not None}, "data")
-
-    if not suite.methods:
-        raise BenchError("methods: expected at least one method")
-    for label in suite.methods:
-        check_name(label, "methods")
-        name, params = suite.method_spec(label)
-        create_method(name, f"methods.{label}", **params)
-    for label in suite.evaluations:
-        name, params = suite.evaluation_spec(label)
-        EVALUATIONS.create(name, f"evaluations.{label}", **params)
-    if not suite.model.name.startswith("timm:"):
-        check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
-    elif importlib.util.find_spec("timm") is None:
-        raise BenchError(f"model.name: {suite.model.name} needs timm, which is not installed (pip install timm)")
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -277,7 +204,7 @@ def resolve_paths(node: Any, base: Path, only: str | None = None) -> None:
             resolve_paths(value, base)
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 

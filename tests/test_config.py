@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutmix_bench.config import load_suite
 from cutmix_bench.errors import BenchError
+from cutmix_bench.suite_file import load_suite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUITES = sorted((REPO_ROOT / "suites").glob("*.yaml"))

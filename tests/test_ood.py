@@ -301,8 +301,8 @@ def test_shared_near_sets_load(tmp_path: Path) -> None:
 # --- end to end -----------------------------------------------------------------------------------------------
 
 def test_smoke_suite_end_to_end(tmp_path: Path) -> None:
-    from cutmix_bench.config import load_suite
     from cutmix_bench.runner import run_suite
+    from cutmix_bench.suite_file import load_suite
 
     ood = ("{near: [{name: synthetic, label: other-synthetic, params: {seed: 7, train_size: 10, test_size: 300}}], "
            f"far: [gaussian, uniform, {{name: svhn, root: {tmp_path / 'no-svhn'}}}], "
@@ -367,7 +367,7 @@ def test_default_sets_are_found_next_to_the_data_root(tmp_path: Path) -> None:
 
 
 def test_set_roots_inside_lists_are_resolved_against_the_suite_file(tmp_path: Path) -> None:
-    from cutmix_bench.config import load_suite
+    from cutmix_bench.suite_file import load_suite
 
     suite_file = tmp_path / "suites" / "s.yaml"
     suite_file.parent.mkdir()

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from cutmix_bench import cli
-from cutmix_bench.config import validate
 from cutmix_bench.errors import BenchError
 from cutmix_bench.rundir import Run
 from cutmix_bench.runner import load_data
+from cutmix_bench.suite_file import validate
 from cutmix_bench.training import fit, train_run
 
 from helpers import tiny_suite

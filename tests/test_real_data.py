@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cutmix_bench.config import load_suite
 from cutmix_bench.runner import run_suite
+from cutmix_bench.suite_file import load_suite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

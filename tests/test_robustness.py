@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cutmix_bench.config import load_suite
 from cutmix_bench.data.synthetic import Synthetic
 from cutmix_bench.errors import BenchError
 from cutmix_bench.evaluations import EVALUATIONS, EvalContext
@@ -22,6 +21,7 @@ from cutmix_bench.robustness.attacks import fgsm, pgd
 from cutmix_bench.robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_rates
 from cutmix_bench.robustness.occlusion import centred_bounds, centred_mask, default_sizes, normalised_auc, occlude
 from cutmix_bench.runner import run_suite
+from cutmix_bench.suite_file import load_suite
 
 SIDE = 16
 

@@ -11,12 +11,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from cutmix_bench.config import TrainConfig, validate
+from cutmix_bench.config import TrainConfig
 from cutmix_bench.data import create_dataset
 from cutmix_bench.methods import create_method
 from cutmix_bench.models import create_model
 from cutmix_bench.rundir import Run
 from cutmix_bench.runner import load_data
+from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
 from cutmix_bench.training.loader import BatchLoader
 from cutmix_bench.training.module import Classifier
