@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,13 @@ def environment(device: torch.device) -> dict[str, str]:
     return {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "device": device_name(device), "torch": torch.__version__, "lightning": pytorch_lightning.__version__,
             "cuda": torch.version.cuda or "none (CPU build)", "python": platform.python_version(),
-            "cutmix_bench": __version__, "commit": git_commit(), "host": platform.node()}
+            "cutmix_bench": __version__, "commit": git_commit(), "host": platform.node(), "command": command()}
+
+
+def command() -> str:
+    """The command line that ran the suite, as typed (`python -m cutmix_bench` shown as `cutmix-bench`)."""
+    program = Path(sys.argv[0]).name
+    return shlex.join(["cutmix-bench" if program in ("cutmix-bench", "__main__.py") else program, *sys.argv[1:]])
 
 
 def record(run_dir: Path, **items: Any) -> None:

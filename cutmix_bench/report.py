@@ -21,6 +21,7 @@ from .io import write_text
 from .provenance import read_json
 
 MISSING = "missing"
+FINDINGS = "findings.md"  # optional, beside results.csv: the reader's interpretation, placed after the summary
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
+        ("Command", f"`{env['command']}`" if env.get("command") else "not recorded"),
         ("Started", env.get("started", "not recorded")),
         ("Wall time", wall_times(infos, list(suite.evaluations))),
     ]
@@ -216,6 +218,9 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
     parts = [header(suite, results, out_dir)]
     if methods:
         parts.append(summary_section(suite, results, methods, out_dir))
+    findings = out_dir / FINDINGS
+    if findings.is_file():  # written by a person from the numbers; kept verbatim through every rebuild
+        parts.append(findings.read_text(encoding="utf-8").rstrip("\n") + "\n")
     if failures:
         lines = "\n".join(f"- `{run}`: {error}" for run, error in sorted(failures.items()))
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
