@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy import stats
 
 from cutmix_bench.methods import METHODS
-from cutmix_bench.train import soft_cross_entropy
+from cutmix_bench.training.module import soft_cross_entropy
 
 SIDE = 32
 DRAWS = 200_000
