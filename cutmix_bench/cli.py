@@ -87,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_suite
     from .suite_file import load_suite
 
     if args.jobs is not None and args.jobs < 1:
@@ -98,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(dry_run(suite, args.jobs or suite.jobs))
         return 0
+    from .runner import run_suite  # Lightning: not imported for a dry run
+
     out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:

@@ -62,7 +62,7 @@ def _duration(seconds: float) -> str:
 
 
 def dry_run(suite: Suite, jobs: int) -> str:
-    from .runner import load_data, select_device
+    from .suite_data import load_data, select_device
 
     out = output_dir(suite)
     device = select_device(suite.device)

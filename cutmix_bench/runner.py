@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from .config import Suite
-from .data import Dataset, Split, create_dataset
+from .data import Dataset, Split
 from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
@@ -35,42 +35,11 @@ from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
 from .setups import differences, row_setup, setup_hash, training_setup
+from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
 from .training.callbacks import read_log
 
 log = logging.getLogger("cutmix_bench")
-
-
-
-
-
-
-def select_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise BenchError("device: 'cuda' requested but no CUDA device is available; use 'auto' or 'cpu'")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
-
-
-
-
-def load_data(suite: Suite) -> tuple[Dataset, Split, Split]:
-    params = dict(suite.data.params)
-    if suite.data.root is not None:
-        params["root"] = suite.data.root
-    if suite.data.download:
-        params["download"] = True
-    dataset = create_dataset(suite.data.name, "data.params", **params)
-    train = dataset.load("train").subset(suite.data.train_subset, suite.data.subset_seed)
-    test = dataset.load("test").subset(suite.data.test_subset, suite.data.subset_seed)
-    return dataset, train, test
-
-
-
-
-
-
 
 
 
