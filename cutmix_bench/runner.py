@@ -122,7 +122,6 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     check_writable(out)
     device = select_device(suite.device)  # fail before starting workers
     precision(suite.train.precision, device)
-    write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     runs = suite_runs(suite)
     preflight(suite, out, runs)
     pending = [r for r in runs if not RunDir.of(out, r).finished(suite.evaluations)]
@@ -130,6 +129,8 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     if pending:
         data = load_data(suite)
         check_data(suite, data)
+    if pending or not (out / "environment.json").exists():  # the machine and command that did the work
+        write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     jobs = capped_jobs(jobs, len(pending), device)
     if jobs > 1:
         context = multiprocessing.get_context("spawn")
