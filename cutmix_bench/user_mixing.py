@@ -35,7 +35,18 @@ def soft_targets(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     return F.one_hot(labels.long(), num_classes).to(images.dtype)
 
 
-class MixingCallback(pl.Callback):
+class _Mixing:
+    """What the callback and the collate transform share: a built method, the class count and the seed."""
+
+    def __init__(self, method: str | Method = "cutmix", num_classes: int = 0, seed: int = 0,
+                 image_key: str = "image", label_key: str = "label", **params: Any) -> None:
+        if num_classes <= 0:
+            raise ValueError(f"num_classes must be > 0, got {num_classes}")
+        self.method, self.num_classes, self.seed = build(method, params), num_classes, seed
+        self.keys = (image_key, label_key)
+
+
+class MixingCallback(_Mixing, pl.Callback):
     """Mixes each training batch in `on_train_batch_start`, in place of the batch's images and labels.
 
     The batch must be mutable: `[images, labels]` (what DataLoader's default collate yields for
@@ -46,10 +57,7 @@ class MixingCallback(pl.Callback):
 
     def __init__(self, method: str | Method = "cutmix", num_classes: int = 0, seed: int = 0,
                  image_key: str = "image", label_key: str = "label", **params: Any) -> None:
-        if num_classes <= 0:
-            raise ValueError(f"num_classes must be > 0, got {num_classes}")
-        self.method, self.num_classes, self.seed = build(method, params), num_classes, seed
-        self.keys = (image_key, label_key)
+        super().__init__(method, num_classes, seed, image_key, label_key, **params)
         self.rng = mixing_rng(seed, 0)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -69,7 +77,7 @@ class MixingCallback(pl.Callback):
                                                        self.rng)
 
 
-class MixCollate:
+class MixCollate(_Mixing):
     """A torchvision-v2-style batch transform: `mix(images, labels) -> (images, soft targets)`, and as a
     DataLoader `collate_fn` (`mix(samples)`): default_collate, then mixing. Dict samples keep their keys.
 
@@ -80,10 +88,7 @@ class MixCollate:
 
     def __init__(self, method: str | Method = "cutmix", num_classes: int = 0, seed: int = 0,
                  image_key: str = "image", label_key: str = "label", **params: Any) -> None:
-        if num_classes <= 0:
-            raise ValueError(f"num_classes must be > 0, got {num_classes}")
-        self.method, self.num_classes, self.seed = build(method, params), num_classes, seed
-        self.keys = (image_key, label_key)
+        super().__init__(method, num_classes, seed, image_key, label_key, **params)
         self.epoch = 0
         self._rng: np.random.Generator | None = None
         self._stream: tuple[int, int | None] | None = None
