@@ -118,13 +118,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"report: {report_from_dir(args.target)}")
         return 0
     from .provenance import copy_to_results
+    from .report import build_report
     from .rundir import output_dir, suite_runs
-    from .runner import check_recorded, write_results
+    from .runner import check_recorded, collect_results, write_results
     from .suite_file import load_suite
 
     suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)
     check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
+    build_report(suite, collect_results(out, runs), out, {})  # bad run files fail here, before any rewrite
     write_results(out, runs)
     copy_to_results(out, runs, suite.model_dump(mode="json"), {})
     print(f"report: {report_from_dir(out)}")
