@@ -86,5 +86,5 @@ def test_list_describes_every_component(capsys) -> None:
             description = line.split(None, 1)[1]
             assert description != "(no description)" and len(description) > 20, line
     assert any("CutMix (Yun et al., ICCV 2019)" in line for line in lines)
-    assert sum(line.startswith("  ") and line.split()[-1] in ("noise", "blur", "weather", "digital")
-               for line in lines) == 15
+    corruptions = lines[next(i for i, line in enumerate(lines) if line.startswith("corruptions")) + 1:]
+    assert sum(line.split()[-1] in ("noise", "blur", "weather", "digital") for line in corruptions) == 15
