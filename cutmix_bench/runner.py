@@ -147,7 +147,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
     write_results(out, runs)
     if not (out / "figures" / "training_inputs.png").exists():
-        draw_training_inputs(suite, out)
+        draw_training_inputs(suite, data or load_data(suite), out)
     copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
     kill_point("report")
     report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report` does
@@ -242,9 +242,9 @@ def inside(out: Path, path: Path) -> Path:
     return path
 
 
-def draw_training_inputs(suite: Suite, out: Path, count: int = 6) -> None:
+def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: Path, count: int = 6) -> None:
     """The report's grid of what each method feeds the model: the first `count` training images."""
-    dataset, train, _ = load_data(suite)
+    dataset, train, _ = data
     count = min(count, len(train))
     methods = {}
     for label in suite.methods:
