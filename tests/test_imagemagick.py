@@ -19,7 +19,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.ndimage import zoom as scizoom
 
-from cutmix_bench.corruptions import blur, params, weather
+from cutmix_bench import corruptions as C
+from cutmix_bench.corruptions import blur
 
 try:
     from PIL import Image as PILImage
@@ -30,6 +31,10 @@ except ImportError as exc:  # wand missing, or its ImportError for a missing lib
                 "pip install Wand", allow_module_level=True)
 
 wandlibrary.MagickMotionBlurImage.argtypes = (ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_double)
+# the script's values (radius, sigma) and (loc, scale, zoom, threshold, radius, sigma, blend), not params.py's
+SCRIPT = {"motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+          "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+                   (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)]}
 
 
 def reference_blur(png: bytes, radius: float, sigma: float, angle: float) -> np.ndarray:
@@ -103,8 +108,8 @@ def data_dir_or_none() -> Path | None:
 
 @pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
 def test_motion_blur_equals_imagemagick(severity: int, images: np.ndarray) -> None:
-    c, x = params.CIFAR["motion_blur"][severity - 1], images
-    ours = np.uint8(blur.motion_blur(x, c, np.random.default_rng(severity), "cifar"))
+    c, x = SCRIPT["motion_blur"][severity - 1], images
+    ours = C.corrupt("motion_blur", x, severity, np.random.default_rng(severity))
     angles = np.random.default_rng(severity).uniform(-45, 45, size=len(x))
     reference = np.stack([np.uint8(reference_motion_blur(image, c, a)) for image, a in zip(x, angles)])
     check_identical(ours, reference)
@@ -112,8 +117,8 @@ def test_motion_blur_equals_imagemagick(severity: int, images: np.ndarray) -> No
 
 @pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
 def test_snow_equals_imagemagick(severity: int, images: np.ndarray) -> None:
-    c, x = params.CIFAR["snow"][severity - 1], images
-    ours = np.uint8(weather.snow(x, c, np.random.default_rng(severity), "cifar"))
+    c, x = SCRIPT["snow"][severity - 1], images
+    ours = C.corrupt("snow", x, severity, np.random.default_rng(severity))
     rng = np.random.default_rng(severity)  # the draws of `snow`, in its order: all layers, then all angles
     layers = rng.normal(c[0], c[1], size=(len(x), 32, 32))
     angles = rng.uniform(-135, -45, size=len(x))
