@@ -178,15 +178,14 @@ def imagemagick_kernel(radius: float, sigma: float) -> np.ndarray:
 def imagemagick_offsets(width: int, angles: np.ndarray) -> np.ndarray:
     """[N, width, 2] (dy, dx) taps of MotionBlurImageChannel: point = width * (sin, cos)(MagickPI * angle / 180),
     offset_i = ceil(i * point / hypot(point) - 0.5), per angle with C's sin / cos / hypot."""
-    offsets = np.empty((len(angles), width, 2), dtype=np.int64)
-    taps = np.arange(width, dtype=np.float64)
-    for n, angle in enumerate(np.asarray(angles, dtype=np.float64)):
-        radians = _MAGICK_PI * float(angle) / 180.0
-        point_x, point_y = width * math.sin(radians), width * math.cos(radians)
-        hypot = float(np.hypot(point_x, point_y))
-        offsets[n, :, 0] = np.ceil(taps * point_x / hypot - 0.5)  # ImageMagick's offset.y
-        offsets[n, :, 1] = np.ceil(taps * point_y / hypot - 0.5)  # offset.x
-    return offsets
+    radians = [_MAGICK_PI * float(angle) / 180.0 for angle in np.asarray(angles, dtype=np.float64)]
+    point_x = width * np.array([math.sin(r) for r in radians])[:, None]
+    point_y = width * np.array([math.cos(r) for r in radians])[:, None]
+    hypot = np.hypot(point_x, point_y)
+    taps = np.arange(width, dtype=np.float64)[None, :]
+    dy = np.ceil(taps * point_x / hypot - 0.5)  # ImageMagick's offset.y
+    dx = np.ceil(taps * point_y / hypot - 0.5)  # offset.x
+    return np.stack([dy, dx], axis=-1).astype(np.int64)
 
 
 def imagemagick_motion_blur(x: np.ndarray, radius: float, sigma: float, angles: np.ndarray) -> np.ndarray:
@@ -197,9 +196,14 @@ def imagemagick_motion_blur(x: np.ndarray, radius: float, sigma: float, angles: 
     Returns those 8-bit values (as float64)."""
     kernel = imagemagick_kernel(radius, sigma)
     offsets = imagemagick_offsets(len(kernel), angles)
-    out = _motion_apply(x.astype(np.float64) * 257.0, kernel, offsets)
-    quantum = np.floor(np.clip(out, 0.0, 65535.0) + 0.5)  # ClampToQuantum: <= 0 -> 0, >= QuantumRange -> 65535
-    return np.floor_divide(quantum, 257.0)
+    quanta = x.astype(np.uint16)
+    quanta *= 257  # ScaleCharToQuantum, exact in uint16
+    out = _motion_apply(quanta, kernel, offsets)
+    np.clip(out, 0.0, 65535.0, out=out)  # ClampToQuantum: <= 0 -> 0, >= QuantumRange -> 65535, else floor(v + 0.5)
+    out += 0.5
+    np.floor(out, out=out)
+    out /= 257.0  # exact where the quantum is a multiple of 257, else at least 1/257 from an integer
+    return np.floor(out, out=out)
 
 
 def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
