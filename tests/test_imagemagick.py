@@ -127,14 +127,15 @@ def test_snow_equals_imagemagick(severity: int, images: np.ndarray) -> None:
 
 
 def test_motion_blur_equals_imagemagick_at_many_angles() -> None:
-    """Every 1.75 degrees over the whole circle, on a grey ramp of all 256 levels in each channel (and a grey
-    image, which ImageMagick writes as a greyscale PNG): every tap pattern and every quantum near a multiple of
-    257 (where truncation and rounding differ) meets the reference."""
+    """Every 1.75 degrees over the whole circle, on a ramp of all 256 levels in each channel, a grey one (which
+    ImageMagick writes as a greyscale PNG) and a 9 x 20 crop: every tap pattern, reads beyond the image and
+    quanta near a multiple of 257 (where truncation and rounding differ) meet the reference."""
     ramp = np.arange(256, dtype=np.uint8).reshape(16, 16)
     colour = np.tile(np.stack([ramp, 255 - ramp, ramp.T], axis=-1), (2, 2, 1))
     grey = np.repeat(colour[..., :1], 3, axis=-1)
     angles = np.arange(-180, 180, 1.75)
     c = (9, 2.5)
-    for x in (colour, grey):
+    small = np.ascontiguousarray(colour[3:12, 5:25])  # 9 x 20: taps reach past the whole image (edge pixels)
+    for x in (colour, grey, small):
         ours = blur.imagemagick_motion_blur(np.repeat(x[None], len(angles), axis=0), c[0], c[1], angles)
         check_identical(ours, np.stack([reference_motion_blur(x, c, a) for a in angles]))
