@@ -33,7 +33,7 @@ from skimage.filters import gaussian
 
 from cutmix_bench import corruptions as C
 from cutmix_bench.corruptions.params import CIFAR
-from cutmix_bench.corruptions.weather import FROST_FILES, frost_directory
+from cutmix_bench.corruptions.weather import frost_directory
 
 SIDE = 32  # the script hard-codes CIFAR's image side
 # The script's per-severity values, copied from it (not from the project's params.py, which is what is tested).
@@ -199,8 +199,9 @@ def reference_frost_files() -> Path:
 
 
 def ref_frost(image: Image.Image, c: tuple) -> np.ndarray:
-    choice = np.random.randint(5)
-    texture = cv2.imread(str(reference_frost_files() / FROST_FILES[choice]))
+    choice = np.random.randint(5)  # of the script's six names, so frost6 is never drawn
+    names = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg"]
+    texture = cv2.imread(str(reference_frost_files() / names[choice]))
     texture = cv2.resize(texture, (0, 0), fx=0.2, fy=0.2)
     top, left = np.random.randint(0, texture.shape[0] - SIDE), np.random.randint(0, texture.shape[1] - SIDE)
     crop = texture[top:top + SIDE, left:left + SIDE][..., ::-1]  # BGR -> RGB
