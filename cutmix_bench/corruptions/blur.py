@@ -165,7 +165,7 @@ def _motion_gathered(x: np.ndarray, kernel: np.ndarray, offsets: np.ndarray) -> 
 
 def imagemagick_kernel(radius: float, sigma: float) -> np.ndarray:
     """GetMotionBlurKernel (magick/effect.c, ImageMagick6 tag 6.9.11-60): width GetOptimalKernelWidth1D = 2*ceil(r)+1
-    (radius > 0), weights exp(-i*i / (2 sigma sigma)) / (MagickSQ2PI sigma) with C's exp, divided by their sum
+    (r = radius > 0), weights exp(-i*i / (2 sigma sigma)) / (MagickSQ2PI sigma) with C's exp, divided by their sum
     taken left to right (NumPy's pairwise sum and SIMD exp can differ from libm in the last bit)."""
     width = int(2.0 * math.ceil(radius) + 1.0)
     weights = [math.exp(-float(i * i) / (2.0 * sigma * sigma)) / (_MAGICK_SQ2PI * sigma) for i in range(width)]
