@@ -7,12 +7,17 @@ pixel jitter) is vectorised over the batch.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import cv2
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+
+_MAGICK_PI = 3.14159265358979323846264338327950288419716939937510  # magick/image-private.h
+_MAGICK_SQ2PI = 2.50662827463100024161235523934010416269302368164062
+_DROPPED = np.iinfo(np.int64).min  # marks a tap `imagecorruptions` leaves out (no real offset has this value)
 
 
 def gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
@@ -85,7 +90,7 @@ def defocus_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
 def motion_offsets(width: int, angles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """[N, width, 2] (dy, dx) sample offsets of ImageMagick's MotionBlurImage taps for each angle (degrees),
     computed as `imagecorruptions` does: tap i reads the pixel at (y + dy_i, x + dx_i). Taps from the first
-    offset that leaves the image on are dropped there; here they are marked with `shape[0] + shape[1]`."""
+    offset that leaves the image on are dropped there; here they are marked with `_DROPPED`."""
     radians = np.deg2rad(np.asarray(angles, dtype=np.float64))[:, None]
     point_y, point_x = width * np.sin(radians), width * np.cos(radians)
     hypot = np.hypot(point_y, point_x)
@@ -94,7 +99,7 @@ def motion_offsets(width: int, angles: np.ndarray, shape: tuple[int, int]) -> np
     dx = np.ceil(((taps * point_x) / hypot) - 0.5).astype(np.int64)
     inside = np.logical_and.accumulate((np.abs(dy) < shape[0]) & (np.abs(dx) < shape[1]), axis=1)
     offsets = np.stack([dy, dx], axis=-1)
-    offsets[~inside] = shape[0] + shape[1]
+    offsets[~inside] = _DROPPED
     return offsets
 
 
@@ -110,7 +115,11 @@ def motion_blur_layer(x: np.ndarray, radius: int, sigma: float, angles: np.ndarr
     default edge virtual pixels). float64 sums in tap order, as the reference. Either blur each tap pattern's
     images with edge-padded slices or gather tap by tap over the batch, whichever is cheaper (same floats)."""
     kernel = motion_kernel(radius, sigma)
-    offsets = motion_offsets(len(kernel), angles, x.shape[1:3])
+    return _motion_apply(x, kernel, motion_offsets(len(kernel), angles, x.shape[1:3]))
+
+
+def _motion_apply(x: np.ndarray, kernel: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """sum_i kernel[i] * x[y + dy_i, x + dx_i] per image, edge-clamped, accumulated from 0 in tap order."""
     patterns, group = np.unique(offsets, axis=0, return_inverse=True)
     # a group costs Python overhead worth ~4096 values per tap; gathers cost one extra pass over all values
     if len(patterns) * 4096 <= x.size:
@@ -123,7 +132,7 @@ def _motion_grouped(x: np.ndarray, kernel: np.ndarray, patterns: np.ndarray, gro
     out = np.empty(x.shape, dtype=np.float64)
     for pattern, taps in enumerate(patterns):
         members = np.nonzero(group == pattern)[0]
-        taps = [(int(dy), int(dx)) for dy, dx in taps if dy != h + w]
+        taps = [(int(dy), int(dx)) for dy, dx in taps if dy != _DROPPED]
         pad = max(max(abs(dy), abs(dx)) for dy, dx in taps)
         widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (x.ndim - 3)
         part = np.pad(x[members], widths, mode="edge")
@@ -137,7 +146,7 @@ def _motion_grouped(x: np.ndarray, kernel: np.ndarray, patterns: np.ndarray, gro
 def _motion_gathered(x: np.ndarray, kernel: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Tap i of every image at once; a tap an image does not have (past its break) adds an exact 0."""
     n, h, w = x.shape[:3]
-    valid = offsets[..., 0] != h + w
+    valid = offsets[..., 0] != _DROPPED
     offsets = np.where(valid[..., None], offsets, 0)
     pad = int(np.abs(offsets).max())
     planes = np.moveaxis(x, 3, 0) if x.ndim == 4 else x[None]  # channel-first: long inner loops
@@ -154,19 +163,58 @@ def _motion_gathered(x: np.ndarray, kernel: np.ndarray, offsets: np.ndarray) -> 
     return np.moveaxis(acc, 0, 3) if x.ndim == 4 else acc[0]
 
 
-def quantise_like_imagemagick(x: np.ndarray) -> np.ndarray:
-    """The 8-bit PNG the reference's ImageMagick (6.9, Q16, through Wand) returns: its blurred value truncated
-    to an integer, not rounded (measured against Wand byte for byte, tests/test_imagemagick.py)."""
-    return np.floor(x)
+def imagemagick_kernel(radius: float, sigma: float) -> np.ndarray:
+    """GetMotionBlurKernel (magick/effect.c, ImageMagick6 tag 6.9.11-60): width GetOptimalKernelWidth1D = 2*ceil(r)+1
+    (r = radius > 0), weights exp(-i*i / (2 sigma sigma)) / (MagickSQ2PI sigma) with C's exp, divided by their sum
+    taken left to right (NumPy's pairwise sum and SIMD exp can differ from libm in the last bit)."""
+    width = int(2.0 * math.ceil(radius) + 1.0)
+    weights = [math.exp(-float(i * i) / (2.0 * sigma * sigma)) / (_MAGICK_SQ2PI * sigma) for i in range(width)]
+    total = 0.0
+    for w in weights:
+        total += w
+    return np.array([w / total for w in weights])
+
+
+def imagemagick_offsets(width: int, angles: np.ndarray) -> np.ndarray:
+    """[N, width, 2] (dy, dx) taps of MotionBlurImageChannel: point = width * (sin, cos)(MagickPI * angle / 180),
+    offset_i = ceil(i * point / hypot(point) - 0.5), per angle with C's sin / cos / hypot."""
+    radians = [_MAGICK_PI * float(angle) / 180.0 for angle in np.asarray(angles, dtype=np.float64)]
+    point_x = width * np.array([math.sin(r) for r in radians])[:, None]
+    point_y = width * np.array([math.cos(r) for r in radians])[:, None]
+    hypot = np.hypot(point_x, point_y)
+    taps = np.arange(width, dtype=np.float64)[None, :]
+    dy = np.ceil(taps * point_x / hypot - 0.5)  # ImageMagick's offset.y
+    dx = np.ceil(taps * point_y / hypot - 0.5)  # offset.x
+    return np.stack([dy, dx], axis=-1).astype(np.int64)
+
+
+def imagemagick_motion_blur(x: np.ndarray, radius: float, sigma: float, angles: np.ndarray) -> np.ndarray:
+    """What make_cifar_c.py got back from Wand for image i of a uint8 batch [N, H, W(, C)] blurred along angles[i]:
+    ImageMagick 6.9 Q16 (non-HDRI) reads the 8-bit PNG as quanta v * 257, sums kernel * quantum in double in tap
+    order with edge virtual pixels, ClampToQuantum rounds (q = floor(sum + 0.5) in 0..65535), and the PNG writer's
+    SetImageDepth(8) maps q through ScaleQuantumToAny, which truncates: floor(255 q / 65535) = q // 257.
+    Returns those 8-bit values (as float64)."""
+    kernel = imagemagick_kernel(radius, sigma)
+    offsets = imagemagick_offsets(len(kernel), angles)
+    quanta = x.astype(np.uint16)
+    quanta *= 257  # ScaleCharToQuantum, exact in uint16
+    out = _motion_apply(quanta, kernel, offsets)
+    np.clip(out, 0.0, 65535.0, out=out)  # ClampToQuantum: <= 0 -> 0, >= QuantumRange -> 65535, else floor(v + 0.5)
+    out += 0.5
+    np.floor(out, out=out)
+    out /= 257.0  # exact where the quantum is a multiple of 257, else at least 1/257 from an integer
+    return np.floor(out, out=out)
 
 
 def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
-    """CIFAR-10-C called ImageMagick's MotionBlurImage; `imagecorruptions` re-implemented it as shifted copies
-    weighted by the one-sided Gaussian, which is what runs here. CIFAR variant: the 8-bit PNG that ImageMagick
-    returned (truncated); ImageNet variant: the float result (truncated by the final uint8 cast)."""
+    """CIFAR-10-C called ImageMagick's MotionBlurImage through Wand; the CIFAR variant evaluates ImageMagick's own
+    arithmetic (`imagemagick_motion_blur`, byte-identical to Wand, tests/test_imagemagick.py). `imagecorruptions`
+    re-implemented the filter as shifted copies in float; the ImageNet variant runs that port (float result,
+    truncated by the final uint8 cast)."""
     angles = rng.uniform(-45, 45, size=len(x))
-    out = np.clip(motion_blur_layer(x, c[0], c[1], angles), 0, 255)
-    return quantise_like_imagemagick(out) if variant == "cifar" else out
+    if variant == "cifar":
+        return imagemagick_motion_blur(x, c[0], c[1], angles)
+    return np.clip(motion_blur_layer(x, c[0], c[1], angles), 0, 255)
 
 
 @lru_cache(maxsize=64)

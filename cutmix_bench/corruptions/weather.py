@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import BenchError
-from .blur import clipped_zoom, gaussian, motion_blur_layer, quantise_like_imagemagick
+from .blur import clipped_zoom, gaussian, imagemagick_motion_blur, motion_blur_layer
 
 FROST_FILES = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"]  # randint(5): frost6 unused
 
@@ -33,8 +33,7 @@ def snow(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     angles = rng.uniform(-135, -45, size=n)
     if variant == "cifar":
         # the reference passed the layer to ImageMagick as an 8-bit greyscale PNG and read back 8 bits
-        layer = (layer * 255).astype(np.uint8)
-        layer = quantise_like_imagemagick(np.clip(motion_blur_layer(layer, radius, sigma, angles), 0, 255)) / 255.0
+        layer = imagemagick_motion_blur((layer * 255).astype(np.uint8), radius, sigma, angles) / 255.0
     else:
         layer = np.round(motion_blur_layer(layer, radius, sigma, angles) * 255).astype(np.uint8) / 255.0
     layer = layer[:, :h, :w, None]
