@@ -91,6 +91,7 @@ class TrainConfig(Strict):
     eval_every: int = Field(1, ge=0)
     checkpoint_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)
+    logger: Literal["csv", "tensorboard"] = "csv"  # Lightning's CSVLogger always, or TensorBoard too; not in the setup
 
     @field_validator("precision", mode="before")
     @classmethod
