@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from cutmix_bench.cli import main
-from cutmix_bench.rundir import Run
+from cutmix_bench.rundir import Run, RunDir
 from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
-from cutmix_bench.training.callbacks import LIGHTNING_DIR, LOG_COLUMNS, TENSORBOARD_PACKAGES
+from cutmix_bench.training.callbacks import LOG_COLUMNS, TENSORBOARD_PACKAGES
 
 from helpers import tiny_suite
 
@@ -36,7 +36,7 @@ def suite(epochs: int, logger: str = "csv") -> object:
 
 
 def lightning_rows(run_dir: Path, version: int) -> pd.DataFrame:
-    frame = pd.read_csv(run_dir / LIGHTNING_DIR / f"version_{version}" / "metrics.csv")
+    frame = pd.read_csv(RunDir(run_dir).lightning_logs / f"version_{version}" / "metrics.csv")
     rows = frame[frame["epoch/train_loss"].notna()].drop(columns="test_acc")  # the validation pass's own (0..1)
     return rows.rename(columns={f"epoch/{c}": c for c in LOG_COLUMNS})[list(LOG_COLUMNS)].reset_index(drop=True)
 
@@ -76,5 +76,5 @@ def test_logger_key_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 def test_tensorboard_logger_writes_event_files(tmp_path: Path) -> None:
     one = suite(1, "tensorboard")
     train_run(one, Run("cutmix", 0), load_data(one), CPU, tmp_path)
-    assert list((tmp_path / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+    assert list((RunDir(tmp_path).tensorboard_logs / "version_0").glob("events.out.tfevents.*"))
     assert lightning_rows(tmp_path, 0)["epoch"].tolist() == [0]  # the CSV logger runs as well

@@ -14,10 +14,10 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from ..errors import BenchError
 from ..faults import kill_point
 from ..io import atomic_write, write_csv
+from ..rundir import RunDir
 from .module import Classifier
 
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
-LIGHTNING_DIR, TENSORBOARD_DIR = "lightning", "tensorboard"  # inside the run folder: <name>/version_<session>/
 TENSORBOARD_PACKAGES = ("tensorboard", "tensorboardX")  # either one serves Lightning's TensorBoardLogger
 
 
@@ -32,9 +32,10 @@ def loggers(run_dir: Path, choice: str) -> list[Logger]:
     """Lightning's loggers of a run: CSV always, TensorBoard too for `train.logger: tensorboard`. Each training
     session (a resume is a new one) writes a new version_<n> folder, so no session rewrites another's log."""
     check_logger(choice)
-    chosen: list[Logger] = [CSVLogger(run_dir, name=LIGHTNING_DIR, flush_logs_every_n_steps=1)]
+    folder = RunDir(run_dir)
+    chosen: list[Logger] = [CSVLogger(run_dir, name=folder.lightning_logs.name, flush_logs_every_n_steps=1)]
     if choice == "tensorboard":
-        chosen.append(TensorBoardLogger(run_dir, name=TENSORBOARD_DIR, default_hp_metric=False))
+        chosen.append(TensorBoardLogger(run_dir, name=folder.tensorboard_logs.name, default_hp_metric=False))
     return chosen
 
 
