@@ -59,11 +59,16 @@ def _rows(path: Path) -> int:
         return 0
 
 
-def _since(path: Path, since: float) -> bool:
+def _mtime(path: Path) -> float | None:
     try:
-        return path.stat().st_mtime >= since
+        return path.stat().st_mtime
     except OSError:
-        return False
+        return None
+
+
+def _since(path: Path, since: float) -> bool:
+    mtime = _mtime(path)
+    return mtime is not None and mtime >= since
 
 
 def run_state(folder: RunDir, epochs: int, evaluations: list[str], since: float) -> RunState:
@@ -90,8 +95,9 @@ def run_state(folder: RunDir, epochs: int, evaluations: list[str], since: float)
 
 
 def eta(elapsed: float, units_at_start: int, units_now: int, units_total: int) -> float | None:
-    """Seconds left at the rate of this session so far (units done since the start per second); None until a
-    unit has been done. With N workers the rate is that of all N together."""
+    """Seconds left at the rate of this session so far (units done since the start per second of `elapsed`,
+    the time since work on a run began); None until a unit has been done. With N workers the rate is that of
+    all N together."""
     done = units_now - units_at_start
     if done <= 0 or elapsed <= 0:
         return None
@@ -101,9 +107,10 @@ def eta(elapsed: float, units_at_start: int, units_now: int, units_total: int) -
 @dataclass(frozen=True)
 class Snapshot:
     runs: list[RunState]
-    elapsed: float
+    elapsed: float  # since the command started
     units_at_start: int
-
+    working: float  # since a process of this session started on a run: the rate leaves out data loading and
+    # worker start-up, which are not repeated per run
     def count(self, state: str) -> int:
         return sum(r.state == state for r in self.runs)
 
@@ -117,7 +124,7 @@ class Snapshot:
 
     @property
     def eta(self) -> float | None:
-        return eta(self.elapsed, self.units_at_start, self.units_now, self.units_total)
+        return eta(self.working, self.units_at_start, self.units_now, self.units_total)
 
     def summary(self, final: bool = False) -> str:
         """`3/8 runs done, 1 failed, elapsed 1:02, ETA 4:10` (no ETA once the work has ended)."""
@@ -129,9 +136,12 @@ class Snapshot:
 
 def snapshot(suite: Suite, since: float, units_at_start: int | None = None) -> Snapshot:
     out, labels = output_dir(suite), list(suite.evaluations)
-    runs = [run_state(RunDir.of(out, r), suite.train.epochs, labels, since) for r in suite_runs(suite)]
+    folders = [RunDir.of(out, r) for r in suite_runs(suite)]
+    runs = [run_state(folder, suite.train.epochs, labels, since) for folder in folders]
     units = sum(r.units_done for r in runs) if units_at_start is None else units_at_start
-    return Snapshot(runs, time.time() - since, units)
+    started = [t for t in (_mtime(f.setup) for f in folders) if t is not None and t >= since]
+    now = time.time()
+    return Snapshot(runs, now - since, units, now - min(started) if started else 0.0)
 
 
 def clock(seconds: float) -> str:

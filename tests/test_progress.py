@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cutmix_bench.progress import RunState, Snapshot, clock, eta, run_state
-from cutmix_bench.rundir import RunDir
+from cutmix_bench.progress import RunState, Snapshot, clock, eta, run_state, snapshot
+from cutmix_bench.rundir import Run, RunDir
+from cutmix_bench.suite_file import load_suite
 
 from helpers import REPO, tiny_suite
 
@@ -64,12 +65,26 @@ def test_eta_is_the_remaining_units_at_this_sessions_rate() -> None:
 def test_snapshot_counts_and_summary() -> None:
     runs = [RunState("a", "done", 3, 3, 1, 1, ""), RunState("b", "failed", 0, 3, 0, 1, ""),
             RunState("c", "running", 1, 3, 0, 1, "epoch 2/3"), RunState("d", "waiting", 0, 3, 0, 1, "")]
-    now = Snapshot(runs, elapsed=65, units_at_start=4)  # a was finished before: 4 + 4 + 1 units now
+    # a was finished before: 4 + 4 + 1 units now; work on runs began 50 s ago, 15 s after the command
+    now = Snapshot(runs, elapsed=65, units_at_start=4, working=50)
     assert (now.units_now, now.units_total) == (9, 16)
-    assert now.eta == pytest.approx((16 - 9) * 65 / 5)
-    assert now.summary() == "1/4 runs done, 1 failed, elapsed 1:05, ETA 1:31"
+    assert now.eta == pytest.approx((16 - 9) * 50 / 5)
+    assert now.summary() == "1/4 runs done, 1 failed, elapsed 1:05, ETA 1:10"
     assert now.summary(final=True) == "1/4 runs done, 1 failed, elapsed 1:05"
     assert (clock(59.6), clock(3723)) == ("1:00", "1:02:03")
+
+
+def test_the_rate_clock_starts_when_work_on_a_run_begins(tmp_path: Path) -> None:
+    """Data loading and worker start-up happen once: the ETA's rate is measured from the first setup.json this
+    session wrote, the elapsed time from the command's start."""
+    suite, since = load_suite(tiny_suite(tmp_path)), time.time() - 100
+    folder = RunDir.of(tmp_path / "out", Run("baseline", 0))
+    folder.path.mkdir(parents=True)
+    folder.setup.write_text("{}")
+    os.utime(folder.setup, (since + 40, since + 40))
+    now = snapshot(suite, since)
+    assert now.elapsed == pytest.approx(100, abs=2) and now.working == pytest.approx(60, abs=2)
+    assert [r.state for r in now.runs] == ["running", "waiting"] and now.units_at_start == 0
 
 
 def run_cli(suite: Path, out: Path, *flags: str, terminal: bool) -> subprocess.CompletedProcess:
