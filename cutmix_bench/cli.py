@@ -18,6 +18,7 @@ EPILOG = """examples:
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench run suites/smoke.yaml --dry-run
+  cutmix-bench run suites/smoke.yaml --quiet --set train.logger=tensorboard
   cutmix-bench report results/smoke
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
