@@ -185,6 +185,7 @@ class Bars:
                                  redirect_stderr=True, redirect_stdout=True)
         self.suite_task = self.progress.add_task(f"suite {title}", total=None, info="")
         self.tasks: dict[str, int] = {}
+        self.ended: set[str] | None = None  # runs whose end was shown (or that had ended before the command)
         self.streams: list[tuple[logging.StreamHandler, object]] = []
 
     def __enter__(self) -> Bars:
@@ -202,16 +203,20 @@ class Bars:
     def show(self, now: Snapshot, final: bool = False) -> None:
         self.progress.update(self.suite_task, total=len(now.runs), completed=now.count("done") + now.count("failed"),
                              info=now.summary(final).split(", ", 1)[1])
+        if self.ended is None:
+            self.ended = {r.name for r in now.runs if r.state in ("done", "failed")}
         for run in now.runs:
             task = self.tasks.get(run.name)
             if run.state == "running":
                 if task is None:
                     task = self.tasks[run.name] = self.progress.add_task(run.name, total=run.units, info="")
                 self.progress.update(task, completed=run.units_done, info=run.current)
-            elif task is not None:
+                continue
+            if task is not None:
                 self.progress.remove_task(self.tasks.pop(run.name))
-                if run.state in ("done", "failed"):
-                    self.console.print(f"{run.name}: {'finished' if run.state == 'done' else 'failed'}")
+            if run.state in ("done", "failed") and run.name not in self.ended:  # also a run too quick to be seen
+                self.ended.add(run.name)
+                self.console.print(f"{run.name}: {'finished' if run.state == 'done' else 'failed'}")
         self.progress.refresh()
 
 
