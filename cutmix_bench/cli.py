@@ -18,6 +18,7 @@ EPILOG = """examples:
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench run suites/smoke.yaml --dry-run
+  cutmix-bench run suites/smoke.yaml --quiet --set train.logger=tensorboard
   cutmix-bench report results/smoke
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
                           "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
                           "runs left to do and the CPUs (GPUs) available")
+    run.add_argument("--quiet", action="store_true",
+                     help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
+                          "report's path")
     run.add_argument("--dry-run", action="store_true",
                      help="print the runs (and which are finished), the evaluations with their image counts and "
                           "a time estimate from a short probe; train nothing")
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
+    configure_logging("WARNING" if getattr(args, "quiet", False) else "INFO")
     try:
         return COMMANDS[args.command](args)
     except BenchError as exc:
@@ -97,9 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(dry_run(suite, args.jobs or suite.jobs))
         return 0
+    from .progress import watch
     from .runner import run_suite  # Lightning: not imported for a dry run
 
-    out, failures = run_suite(suite, args.jobs or suite.jobs)
+    with watch(suite, quiet=args.quiet):
+        out, failures = run_suite(suite, args.jobs or suite.jobs)
     print(f"report: {out / 'report.md'}")
     if failures:
         first = sorted(failures)[0]

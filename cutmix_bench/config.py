@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .errors import BenchError
 from .plugins import resolve_plugin_files
@@ -91,12 +91,23 @@ class TrainConfig(Strict):
     eval_every: int = Field(1, ge=0)
     checkpoint_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)
+    logger: Literal["csv", "tensorboard"] = "csv"  # Lightning's CSVLogger always, or TensorBoard too; not in the setup
 
     @field_validator("precision", mode="before")
     @classmethod
     def _number_is_text(cls, value: Any) -> Any:
         """`precision: 32` in YAML (or --set train.precision=32) is the number 32: accept it."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+REFERENCE_METRICS = ("top1_err", "top5_err", "nll", "ece")  # the clean table's metrics a paper reports
+
+
+class Reference(Strict):
+    """Published numbers of the setting a suite reproduces: shown beside ours in the report, with the citation."""
+
+    citation: str = Field(min_length=1)  # e.g. "Yun et al., CutMix, ICCV 2019, Table 3"
+    results: dict[str, dict[str, float]]  # method label -> metric (REFERENCE_METRICS) -> value, in percent
 
 
 class Suite(Strict):
@@ -112,6 +123,7 @@ class Suite(Strict):
     jobs: int = Field(1, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
     plugins: list[str] = []  # user modules or .py files that register components (plugins.py)
+    reference: Reference | None = None  # published numbers (report only; not part of any run's setup)
 
     @field_validator("methods", "evaluations", mode="before")
     @classmethod
@@ -138,6 +150,21 @@ class Suite(Strict):
         duplicate = next((s for s in value if value.count(s) > 1), None)
         if duplicate is not None:
             raise ValueError(f"seed {duplicate} is listed twice; each seed must appear once")
+        return value
+
+    @field_validator("reference")
+    @classmethod
+    def _known_labels(cls, value: Reference | None, info: ValidationInfo) -> Reference | None:
+        """Published numbers are matched to our runs by method label and metric name: both must exist."""
+        methods = list(info.data.get("methods") or {})
+        for label, metrics in (value.results.items() if value else ()):
+            if methods and label not in methods:
+                raise ValueError(f"results.{label}: {label!r} is not a method label of this suite; expected one "
+                                 f"of {', '.join(methods)}")
+            for metric in metrics:
+                if metric not in REFERENCE_METRICS:
+                    raise ValueError(f"results.{label}.{metric}: unknown metric {metric!r}; expected one of "
+                                     f"{', '.join(REFERENCE_METRICS)}")
         return value
 
     def method_spec(self, label: str) -> tuple[str, dict[str, Any]]:

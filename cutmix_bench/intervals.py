@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from scipy import stats
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -35,6 +34,8 @@ def binomial(successes: int, n: int, scale: float = 100.0) -> Interval:
     """`n` and the exact binomial (Clopper-Pearson) interval of the share successes / n, times `scale`
     (percent): the beta quantiles that define it, 0 and 1 at the ends. The same interval as scipy's
     `binomtest(...).proportion_ci(method="exact")`, which finds it by root search, 1000 times slower."""
+    from scipy import stats  # here, not at the top: scipy.stats takes 1 s to import (every suite check)
+
     k, tail = int(successes), (1 - LEVEL) / 2
     low = 0.0 if k == 0 else float(stats.beta.ppf(tail, k, n - k + 1))
     high = 1.0 if k == n else float(stats.beta.ppf(1 - tail, k + 1, n - k))

@@ -14,13 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Suite
+from .config import Reference, Suite
 from .errors import BenchError
 from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
 from .io import write_text
 from .provenance import read_json
 
 MISSING = "missing"
+PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece"}  # a reference metric -> the summary row it joins
 FINDINGS = "findings.md"  # optional, beside results.csv: the reader's interpretation, placed after the summary
 
 
@@ -137,6 +138,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
             continue
         body.append([label, *(mean_std(mine[mine["method"] == m]["value"]) if (mine["method"] == m).any()
                               else MISSING for m in methods)])
+        body += published_rows(suite.reference, h.key, h.label, methods)
         row = [label]
         for m in others:
             diff = difference(mine[mine["method"] == m], mine[mine["method"] == base])
@@ -146,7 +148,8 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
     seeds = len(suite.seeds)
     parts = [f"## Summary\n\nHeadline metrics, mean ± std over seeds (↓ lower is better, ↑ higher is better). "
              f"Per-run values: {save_table(out_dir, 'summary_per_run', values)}.\n",
-             markdown_table(body, ["Metric", *map(display_name, methods)]) + "\n"]
+             markdown_table(body, ["Metric", *map(display_name, methods)]) + "\n"
+             + (f"\n{published_note(suite.reference)}\n" if suite.reference else "")]
     if others:
         how = []
         if "paired-t" in tests:
@@ -186,12 +189,38 @@ def figures_section(methods: list[str], out_dir: Path) -> str:
     return "## Training\n\n" + "\n\n".join(parts) + "\n" if parts else ""
 
 
-def main_table(results: pd.DataFrame, methods: list[str]) -> str:
+def published_note(reference: Reference) -> str:
+    return (f"Published: {reference.citation}. A published number comes from its authors' code, hardware and "
+            "choice of epoch; ours are from the last epoch of this suite's runs.")
+
+
+def published_rows(reference: Reference | None, headline: str, label: str, methods: list[str]) -> list[list[str]]:
+    """The summary row of the published numbers of `headline` (none when the reference has none)."""
+    metric = next((m for m, h in PUBLISHED_HEADLINES.items() if h == headline), None)
+    if reference is None or metric is None or not any(metric in v for v in reference.results.values()):
+        return []
+    cells = [f"{reference.results[m][metric]:.2f}" if metric in reference.results.get(m, {}) else "–"
+             for m in methods]
+    return [[f"{label}, published", *cells]]
+
+
+def main_table(results: pd.DataFrame, methods: list[str], reference: Reference | None = None) -> str:
+    """Clean error, calibration and training time per method; a "published" column beside each metric the
+    suite's `reference:` reports."""
     clean = results[results["evaluation"].isin(["clean", "train"])]
     columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓",
                "train_minutes": "Train time (min)"}
     note = sampling_note(clean[clean["metric"].isin(["top1_err", "top5_err"])])
-    return mean_std_table(clean, columns, methods) + (f"\n\nError rates: {note}" if note else "")
+    notes = [f"Error rates: {note}"] if note else []
+    if reference is not None:
+        given = [{"method": m, "metric": f"published:{k}", "value": v} for m, metrics in reference.results.items()
+                 for k, v in metrics.items()]
+        clean = pd.concat([clean, pd.DataFrame(given)], ignore_index=True)
+        reported = {k for metrics in reference.results.values() for k in metrics}
+        columns = {key: text for metric, label in columns.items() for key, text in
+                   [(metric, label), *([(f"published:{metric}", "published")] if metric in reported else [])]}
+        notes.append(published_note(reference))
+    return mean_std_table(clean, columns, methods) + "".join(f"\n\n{n}" for n in notes)
 
 
 def check_one_setup(results: pd.DataFrame) -> None:
@@ -226,7 +255,7 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
         parts.append(figures_section(methods, out_dir))
-        parts.append(f"## Clean test set\n\n{main_table(results, methods)}\n")
+        parts.append(f"## Clean test set\n\n{main_table(results, methods, suite.reference)}\n")
         for label in suite.evaluations:
             name = suite.evaluation_spec(label)[0]
             if name == "clean":

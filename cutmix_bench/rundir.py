@@ -4,7 +4,8 @@ never as string literals.
 
 A run folder holds config.yaml (the resolved suite), setup.json (what decides the trained model), last.ckpt,
 log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
-the error of the last failed attempt; .lock is held by the process working on the run.
+the error of the last failed attempt; .lock is held by the process working on the run; Lightning's loggers
+write lightning/version_<session>/ (and tensorboard/version_<session>/).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class RunDir:
     done = property(lambda self: self.path / "DONE")
     failed = property(lambda self: self.path / "FAILED")
     train_rows = property(lambda self: self.eval_file("train"))
+    lightning_logs = property(lambda self: self.path / "lightning")
+    tensorboard_logs = property(lambda self: self.path / "tensorboard")
 
     def eval_file(self, label: str) -> Path:
         return self.path / "eval" / f"{label}.csv"

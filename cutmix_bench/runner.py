@@ -37,7 +37,7 @@ from .rundir import Run, RunDir, output_dir, suite_runs
 from .setups import differences, row_setup, setup_hash, training_setup
 from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
-from .training.callbacks import read_log
+from .training.callbacks import check_logger, read_log
 
 log = logging.getLogger("cutmix_bench")
 
@@ -122,6 +122,7 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
     check_writable(out)
     device = select_device(suite.device)  # fail before starting workers
     precision(suite.train.precision, device)
+    check_logger(suite.train.logger)
     runs = suite_runs(suite)
     preflight(suite, out, runs)
     pending = [r for r in runs if not RunDir.of(out, r).finished(suite.evaluations)]

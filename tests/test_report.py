@@ -169,3 +169,50 @@ def test_ood_headline_prefers_the_recorded_group_mean(tmp_path: Path) -> None:
     assert near.loc["cutmix", "value"] == 79.0 and near.loc["cutmix", "half"] == 1.25
     per_set = headline_values(frame[frame["metric"] != "mean_auroc"]).query("headline == 'auroc_near'")
     assert per_set.set_index("method").loc["cutmix", "half"] == pytest.approx(math.sqrt(2 * 3 ** 2) / 2)
+
+
+REFERENCE = {"citation": "Yun et al., CutMix, ICCV 2019, Table 3",
+             "results": {"baseline": {"top1_err": 16.45}, "cutmix": {"top1_err": 14.47, "ece": 3.1}}}
+
+
+def test_published_numbers_stand_beside_ours_with_their_citation(tmp_path: Path) -> None:
+    report = report_from_dir(write_dir(tmp_path / "r", {**SUITE, "reference": REFERENCE},
+                                       results_table([0, 1, 2]))).read_text()
+    summary = table(report, "## Summary")
+    assert summary["Clean top-1 error (%), published"] == ["16.45", "14.47", "–"]
+    assert summary["ECE (%), published"] == ["–", "3.10", "–"]
+    rows = list(summary)
+    assert rows.index("Clean top-1 error (%), published") == rows.index("Clean top-1 error (%) ↓") + 1
+    clean = table(report, "## Clean test set")
+    assert clean["Method"] == ["Top-1 err (%) ↓", "published", "Top-5 err (%) ↓", "NLL ↓", "ECE (%) ↓", "published",
+                               "Train time (min)"]
+    errors = np.array(ERRORS["cutmix"])
+    assert clean["CutMix"][:2] == [f"{errors.mean():.2f} ± {errors.std(ddof=1):.2f}", "14.47"]
+    assert (clean["Baseline"][1], clean["Mixup"][1], clean["Baseline"][5]) == ("16.45", "–", "–")
+    assert report.count("Published: Yun et al., CutMix, ICCV 2019, Table 3.") == 2  # under both tables
+    plain = report_from_dir(write_dir(tmp_path / "plain", SUITE, results_table([0, 1, 2]))).read_text()
+    assert "published" not in plain.lower()
+
+
+@pytest.mark.parametrize(("results", "message"), [
+    ({"cutmx": {"top1_err": 1.0}}, "reference: results.cutmx: 'cutmx' is not a method label of this suite; "
+                                   "expected one of baseline, cutmix, mixup"),
+    ({"cutmix": {"top1": 1.0}}, "reference: results.cutmix.top1: unknown metric 'top1'; expected one of top1_err, "
+                                "top5_err, nll, ece"),
+])
+def test_reference_names_are_checked(results: dict, message: str) -> None:
+    from cutmix_bench.errors import BenchError
+    from cutmix_bench.suite_file import validate
+
+    with pytest.raises(BenchError) as error:
+        validate({**SUITE, "reference": {"citation": "x", "results": results}}, "s.yaml")
+    assert str(error.value) == f"s.yaml: {message}"
+
+
+def test_the_paper_suite_carries_table_3() -> None:
+    from cutmix_bench.suite_file import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "cifar100-paper.yaml")
+    assert "ICCV 2019, Table 3" in suite.reference.citation
+    assert {m: r["top1_err"] for m, r in suite.reference.results.items()} == {
+        "baseline": 16.45, "cutout": 16.53, "mixup": 15.63, "cutmix": 14.47}

@@ -5,7 +5,10 @@ of every run without training, `list` describes every component."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from cutmix_bench.methods import METHODS
 from cutmix_bench.models import MODELS
 from cutmix_bench.ood.scores import SCORES
 
-from helpers import tiny_suite
+from helpers import REPO, tiny_suite
 
 EVALS = {"clean": {}, "occlusion": {"sizes": [0, 16], "max_images": 64}}
 
@@ -88,3 +91,17 @@ def test_list_describes_every_component(capsys) -> None:
     assert any("CutMix (Yun et al., ICCV 2019)" in line for line in lines)
     corruptions = lines[next(i for i, line in enumerate(lines) if line.startswith("corruptions")) + 1:]
     assert sum(line.split()[-1] in ("noise", "blur", "weather", "digital") for line in corruptions) == 15
+
+
+def test_dry_run_imports_no_slow_module(tmp_path: Path) -> None:
+    """--dry-run answers in seconds because it imports neither Lightning, nor matplotlib, nor scipy.stats,
+    nor torch._dynamo (torch.optim's constructor pulls that in: 2 s); measured wall time is too noisy on a
+    shared CI machine to assert, the imports are not."""
+    suite = tiny_suite(tmp_path, evaluations=EVALS)
+    code = ("import sys; from cutmix_bench.cli import main; main(['run', sys.argv[1], '--dry-run']); "
+            "print(sorted(m for m in ('pytorch_lightning', 'matplotlib', 'scipy.stats', 'torch._dynamo') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, str(suite)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert "estimate:" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from .tables import display_name, keyed
+
+# matplotlib (0.8 s) is imported when a figure is drawn, not when the evaluations are (every suite check, --dry-run)
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
          "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
@@ -23,6 +26,9 @@ DPI = 120
 
 def new_figure(rows: int, cols: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list[list[Axes]]]:
     """A rows x cols grid of axes of `width` x `height` inches each, in the report style."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
     matplotlib.rcParams.update(STYLE)  # read when artists are created, so set before building the figure
     figure = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = figure.subplots(rows, cols, squeeze=False)

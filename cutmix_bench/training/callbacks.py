@@ -1,19 +1,42 @@
-"""The run's own Lightning callbacks: the atomic periodic checkpoint and the per-epoch CSV log (the format
-`cutmix-bench report` and resumption read back)."""
+"""The run's own Lightning callbacks and loggers: the atomic periodic checkpoint, and the per-epoch metrics,
+logged through Lightning (its CSVLogger always, TensorBoard when asked) and kept in the run's log.csv (the
+format `cutmix-bench report` and resumption read back)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from ..errors import BenchError
 from ..faults import kill_point
 from ..io import atomic_write, write_csv
+from ..rundir import RunDir
 from .module import Classifier
 
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
+TENSORBOARD_PACKAGES = ("tensorboard", "tensorboardX")  # either one serves Lightning's TensorBoardLogger
+
+
+def check_logger(choice: str) -> None:
+    """Before anything trains: `train.logger: tensorboard` needs a TensorBoard writer package installed."""
+    if choice == "tensorboard" and not any(importlib.util.find_spec(p) for p in TENSORBOARD_PACKAGES):
+        raise BenchError("train.logger: 'tensorboard' needs the tensorboard package (pip install tensorboard), "
+                         "which is not installed; install it, or use 'csv' (Lightning's CSVLogger, always on)")
+
+
+def loggers(run_dir: Path, choice: str) -> list[Logger]:
+    """Lightning's loggers of a run: CSV always, TensorBoard too for `train.logger: tensorboard`. Each training
+    session (a resume is a new one) writes a new version_<n> folder, so no session rewrites another's log."""
+    check_logger(choice)
+    folder = RunDir(run_dir)
+    chosen: list[Logger] = [CSVLogger(run_dir, name=folder.lightning_logs.name, flush_logs_every_n_steps=1)]
+    if choice == "tensorboard":
+        chosen.append(TensorBoardLogger(run_dir, name=folder.tensorboard_logs.name, default_hp_metric=False))
+    return chosen
 
 
 def read_log(path: Path) -> pd.DataFrame:
@@ -45,7 +68,11 @@ class PeriodicCheckpoint(pl.Callback):
 
 
 class EpochLog(pl.Callback):
-    """Appends one CSV line per epoch: train loss / accuracy (on the original labels), test accuracy."""
+    """One row per epoch: train loss / accuracy (on the original labels), test accuracy, lr, seconds. Logged
+    with `log_dict` as `epoch/<column>` (to Lightning's loggers, at the epoch's last step), and appended to
+    log.csv. log.csv is written here, not converted from Lightning's CSV, because resumption truncates it at
+    the checkpoint's epoch and every write of it must be atomic (a kill leaves the previous file whole);
+    Lightning's own CSV appends in place, one file per session."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,6 +91,8 @@ class EpochLog(pl.Callback):
                "test_acc": 100 * float(test_acc) if validated else float("nan"),
                "lr": trainer.optimizers[0].param_groups[0]["lr"],
                "seconds": module.train_seconds}  # training batches only, not the per-epoch test pass
+        module.log_dict({f"epoch/{k}": float(v) for k, v in row.items() if k != "epoch"}, on_step=False,
+                        on_epoch=True)
         frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()
         write_csv(self.path, pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
         kill_point(f"epoch:{self.path.parent.name}:{trainer.current_epoch}")

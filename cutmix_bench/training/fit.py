@@ -16,7 +16,7 @@ from ..errors import BenchError
 from ..methods import create_method
 from ..models import create_model
 from ..rundir import Run, RunDir
-from .callbacks import EpochLog, PeriodicCheckpoint, read_log
+from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
 from .loader import BatchLoader
 from .module import Classifier
 
@@ -49,7 +49,8 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator=device.type, devices=1 if device.index is None else [device.index],
         precision=precision(cfg.precision, device),
-        logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        logger=loggers(run_dir, cfg.logger), enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
         callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every)],
         check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
         deterministic=device.type == "cpu", benchmark=device.type == "cuda",
