@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
                           "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
                           "runs left to do and the CPUs (GPUs) available")
+    run.add_argument("--executor", choices=["local", "slurm"],
+                     help="where the runs execute (default: the suite's `executor.name`, else local): local = this "
+                          "machine (--jobs at a time); slurm = one submitit job per run, resources from the suite's "
+                          "`executor:` (docs/scaleout.md)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="slurm: return once the jobs are submitted (follow with `cutmix-bench status SUITE`, then "
+                          "`cutmix-bench report SUITE`); default: wait for them and write the report")
     run.add_argument("--dry-run", action="store_true",
                      help="print the runs (and which are finished), the evaluations with their image counts and "
                           "a time estimate from a short probe; train nothing")
@@ -91,16 +98,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    suite = load_suite(args.suite, args.overrides)
+    suite = load_suite(args.suite, args.overrides + ([f"executor.name={args.executor}"] if args.executor else []))
     if args.dry_run:
         from .plan import dry_run
 
         print(dry_run(suite, args.jobs or suite.jobs))
         return 0
+    from .executors import IN_FLIGHT
     from .runner import run_suite  # Lightning: not imported for a dry run
 
-    out, failures = run_suite(suite, args.jobs or suite.jobs)
+    out, failures = run_suite(suite, args.jobs or suite.jobs, wait=not args.no_wait)
     print(f"report: {out / 'report.md'}")
+    if args.no_wait:  # runs in flight are expected; only failures count
+        submitted = [name for name, message in failures.items() if message.startswith(IN_FLIGHT)]
+        failures = {name: message for name, message in failures.items() if name not in submitted}
+        print(f"{len(submitted)} run(s) queued or running; follow with: cutmix-bench status {args.suite}")
     if failures:
         first = sorted(failures)[0]
         print(f"cutmix-bench: error: {len(failures)} run(s) failed or unfinished ({', '.join(sorted(failures))}; "
