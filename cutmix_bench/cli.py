@@ -18,6 +18,7 @@ EPILOG = """examples:
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench run suites/smoke.yaml --dry-run
+  cutmix-bench run suites/smoke.yaml --executor slurm --no-wait   # then: cutmix-bench status suites/smoke.yaml
   cutmix-bench report results/smoke
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a results directory (its results.csv and metadata files), or a suite YAML file")
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="with a suite file: override a suite key")
+    status = commands.add_parser("status", help="each run of a suite: done / running / queued / failed / to do, "
+                                                "its job id and last epoch (from the run folders)")
+    status.add_argument("suite", type=Path, help="suite YAML file")
+    status.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a suite key (e.g. output_dir), as for run")
     compare = commands.add_parser("compare", help="side-by-side report of two results directories")
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
@@ -145,6 +151,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import status_table
+    from .suite_file import load_suite
+
+    print(status_table(load_suite(args.suite, args.overrides)))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_dirs
 
@@ -199,7 +213,8 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list, "corrupt": cmd_corrupt}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "status": cmd_status, "compare": cmd_compare, "list": cmd_list,
+            "corrupt": cmd_corrupt}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +27,7 @@ from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
 from .executors import create_executor
+from .executors.state import write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
@@ -290,6 +292,9 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
                 data = data or load_data(suite)
                 log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
                 folder.failed.unlink(missing_ok=True)
+                if lock:  # for `cutmix-bench status` (a scheduler job records its own state)
+                    write_state(folder, fresh=True, state="running", cluster="process", job_id=str(os.getpid()),
+                                host=socket.gethostname())
                 execute_run(suite, run, data, device, out)
         except Exception as exc:  # one failed run must not stop the others; the report lists it
             if not record_failure(run, folder, exc):

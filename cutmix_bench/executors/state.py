@@ -2,10 +2,11 @@
 submission token, its job id, log files, host) and what it is doing: queued, running, requeued (preempted or
 timed out, waiting to resume), done, failed, interrupted (ended without finishing: resubmit).
 
-The submitting command writes it before the submission (owner token, `queued`) and adds the job id after it;
-from then on only the job writes it. Every write is atomic (io.write_text: temp file + rename), which network file
-systems keep, whereas flock across machines they may not: a job whose token is not the recorded one (the run was
-resubmitted since) leaves the run alone."""
+The local executor records the process that holds the run's lock (cluster `process`, job id = its pid). For
+the slurm executor, the submitting command writes it before the submission (owner token, `queued`) and adds the
+job id after it; from then on only the job writes it. Every write is atomic (io.write_text: temp file + rename),
+which network file systems keep, whereas flock across machines they may not: a job whose token is not the
+recorded one (the run was resubmitted since) leaves the run alone."""
 
 from __future__ import annotations
 
@@ -44,16 +45,10 @@ def job_alive(state: dict[str, Any]) -> bool | None:
     if state.get("state") not in ACTIVE or not state.get("job_id"):
         return False
     cluster, job_id = state.get("cluster"), str(state["job_id"])
+    if cluster == "process":  # the local executor: the process that holds the run's lock
+        return process_alive(state.get("host"), job_id)
     if cluster == "local":  # submitit's local executor: the job id is its controller's process id
-        if state.get("submit_host") != socket.gethostname():
-            return None
-        try:
-            os.kill(int(job_id), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, ValueError):
-            return None
-        return True
+        return process_alive(state.get("submit_host"), job_id)
     if cluster == "slurm":
         import submitit
 
@@ -66,3 +61,15 @@ def job_alive(state: dict[str, Any]) -> bool | None:
 
 SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
                 "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
+
+
+def process_alive(host: Any, pid: str) -> bool | None:
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return None
+    return True
