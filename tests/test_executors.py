@@ -1,0 +1,160 @@
+"""Every executor gives the same results.csv (timings aside): the local one with 2 worker processes as one run
+after another, and the slurm one through submitit's local executor (jobs as processes of this machine: the code
+path of a cluster with only submitit's cluster type swapped), also when a job is preempted mid-training and
+requeued, or killed and resubmitted. `cutmix-bench status` reads the runs' states back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cutmix_bench.cli import main
+from cutmix_bench.executors.slurm import RunJob
+from cutmix_bench.executors.state import read_state, write_state
+from cutmix_bench.rundir import Run, RunDir
+
+from helpers import REPO
+
+SMOKE = REPO / "suites" / "smoke.yaml"
+# The smoke suite (4 methods), shrunk to what CI can afford, the same for every executor.
+SHRINK = ["--set", "train.epochs=2", "--set", "seeds=[0]", "--set", "evaluations={clean: {}, inbetween: {pairs: 200}}"]
+SLURM = ["--executor", "slurm", "--set", "executor.cluster=local", "--set", "executor.gpus_per_run=0"]
+BASELINE_ONLY = ["--set", "methods={baseline: {}}"]
+TIMING = {"train_minutes", "images_per_second", "wall_seconds_this_session"}
+BACKSTOP = 900  # seconds: only against a hang
+
+
+def run_cli(out: Path, *args: str, env: dict[str, str] | None = None,
+            command: str = "run") -> subprocess.CompletedProcess:
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    if not env:
+        environ.pop("CUTMIX_BENCH_KILL_AT", None)
+    return subprocess.run([sys.executable, "-m", "cutmix_bench", command, str(SMOKE), *SHRINK, "--set",
+                           f"output_dir={out}", *args], env=environ, capture_output=True, text=True, timeout=BACKSTOP)
+
+
+def comparable(out: Path, runs: set[str] | None = None) -> pd.DataFrame:
+    frame = pd.read_csv(out / "results.csv")
+    frame = frame[~frame["metric"].isin(TIMING) & (frame["run"].isin(runs) if runs else True)]
+    return frame.sort_values(["run", "evaluation", "metric"]).reset_index(drop=True)
+
+
+def status(out: Path, capsys: pytest.CaptureFixture, *args: str) -> str:
+    capsys.readouterr()
+    assert main(["status", str(SMOKE), *SHRINK, "--set", f"output_dir={out}", *args]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("sequential") / "out"
+    result = run_cli(out, "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    frame = comparable(out)
+    assert frame["run"].nunique() == 4
+    return frame
+
+
+@pytest.mark.slow
+def test_local_executor_with_two_workers_gives_the_sequential_results(sequential, tmp_path: Path) -> None:
+    result = run_cli(tmp_path / "out", "--executor", "local", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(comparable(tmp_path / "out"), sequential, check_exact=True)
+
+
+@pytest.mark.slow
+def test_slurm_executor_through_submitit_gives_the_sequential_results(sequential, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    result = run_cli(out, *SLURM)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(comparable(out), sequential, check_exact=True)
+    jobs = set()
+    for run in sequential["run"].unique():
+        state = json.loads((out / "runs" / run / "state.json").read_text())
+        assert state["state"] == "done" and state["attempt"] == 1 and state["cluster"] == "local"
+        assert f"{run}: submitted as job {state['job_id']}" in result.stderr
+        assert "Job completed successfully" in Path(state["stderr"]).read_text()  # submitit's own log of the job
+        jobs.add(state["job_id"])
+    assert len(jobs) == 4  # one job per run
+    shown = status(out, capsys)
+    assert shown.splitlines()[-1] == f"{out}: 4 run(s): 4 done, 0 to do"
+    for run in sequential["run"].unique():
+        line = next(line for line in shown.splitlines() if line.startswith(run + " "))
+        assert line.split()[1:4] == ["done", read_state(RunDir(out / "runs" / run))["job_id"], "2/2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["USR2", "KILL"])
+def test_job_stopped_mid_training_resumes_to_the_same_results(sequential, tmp_path: Path, signal_name: str) -> None:
+    """USR2 is submitit's preemption / time-out signal: the job checkpoints and requeues itself, and the requeued
+    job resumes from last.ckpt. KILL (a lost node, kill -9) ends the job without a word: the command reports the
+    run unfinished, and the next command resubmits it. Fired after epoch 0 is logged, before its checkpoint."""
+    out, once = tmp_path / "out", tmp_path / "fired"
+    faults = {"CUTMIX_BENCH_KILL_AT": "epoch:baseline-s0:0", "CUTMIX_BENCH_KILL_SIGNAL": signal_name,
+              "CUTMIX_BENCH_KILL_ONCE": str(once)}
+    result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)
+    assert once.exists()  # the fault fired
+    folder = RunDir(out / "runs" / "baseline-s0")
+    state = read_state(folder)
+    if signal_name == "USR2":
+        assert result.returncode == 0, result.stderr
+        assert state["attempt"] == 2 and state["state"] == "done"
+        log = Path(state["stderr"]).read_text()
+        assert "this job is preempted" in log and f"Requeued job {state['job_id']}" in log
+    else:
+        assert result.returncode == 1
+        assert state["state"] == "interrupted" and "ended without finishing the run" in result.stderr
+        first_job = state["job_id"]
+        result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)  # resubmitted: a new job, fault spent
+        assert result.returncode == 0, result.stderr
+        state = read_state(folder)
+        assert state["state"] == "done" and state["job_id"] != first_job
+    assert pd.read_csv(folder.log)["epoch"].tolist() == [0, 1]  # the replayed epoch is logged once
+    pd.testing.assert_frame_equal(comparable(out), comparable_rows(sequential, {"baseline-s0"}), check_exact=True)
+
+
+@pytest.mark.slow
+def test_no_wait_returns_at_once_and_status_follows_the_jobs(sequential, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    result = run_cli(out, *SLURM, *BASELINE_ONLY, "--no-wait")
+    assert result.returncode == 0, result.stderr
+    assert "1 run(s) queued or running; follow with: cutmix-bench status" in result.stdout
+    assert "queued as job" in (out / "report.md").read_text()  # listed as unfinished
+    shown = status(out, capsys, *BASELINE_ONLY)
+    assert shown.split("\n")[1].split()[1] in ("queued", "running", "done")
+    folder = RunDir(out / "runs" / "baseline-s0")
+    deadline = time.time() + BACKSTOP
+    while read_state(folder).get("state") != "done" and time.time() < deadline:
+        time.sleep(0.5)
+    assert status(out, capsys, *BASELINE_ONLY).splitlines()[-1] == f"{out}: 1 run(s): 1 done, 0 to do"
+    reported = run_cli(out, *BASELINE_ONLY, command="report")
+    assert reported.returncode == 0, reported.stderr
+    pd.testing.assert_frame_equal(comparable(out), comparable_rows(sequential, {"baseline-s0"}), check_exact=True)
+
+
+def comparable_rows(frame: pd.DataFrame, runs: set[str]) -> pd.DataFrame:
+    return frame[frame["run"].isin(runs)].reset_index(drop=True)
+
+
+def test_a_job_of_an_earlier_submission_leaves_its_run_alone(tmp_path: Path) -> None:
+    """A run resubmitted while its old job was queued belongs to the new job: the old one does nothing (and is
+    not requeued), whatever the file system's locking."""
+    folder = RunDir.of(tmp_path, Run("baseline", 0))
+    write_state(folder, fresh=True, state="queued", token="new-submission")
+
+    def work(*args: object, **kwargs: object) -> dict[str, str]:
+        raise AssertionError("the superseded job ran the run")
+
+    old = RunJob(work, {"train": {}, "evaluations": {}}, tmp_path, Run("baseline", 0), token="old-submission")
+    assert old() == {}
+    assert old.checkpoint() is None
+    assert read_state(folder)["state"] == "queued" and read_state(folder)["token"] == "new-submission"
