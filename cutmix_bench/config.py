@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import BenchError
 from .plugins import resolve_plugin_files
@@ -102,6 +102,13 @@ class TrainConfig(Strict):
     def _number_is_text(cls, value: Any) -> Any:
         """`precision: 32` in YAML (or --set train.precision=32) is the number 32: accept it."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _even_shards(self) -> TrainConfig:
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by devices {self.devices}; the global "
+                             f"batch is split evenly over the devices")
+        return self
 
 
 class ExecutorConfig(Strict):
