@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -158,3 +159,34 @@ def test_a_job_of_an_earlier_submission_leaves_its_run_alone(tmp_path: Path) -> 
     assert old() == {}
     assert old.checkpoint() is None
     assert read_state(folder)["state"] == "queued" and read_state(folder)["token"] == "new-submission"
+
+
+def test_the_suite_resources_become_sbatch_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sbatch file submitit would submit (a stand-in `srun` on PATH makes this machine look like a cluster)."""
+    import submitit
+
+    from cutmix_bench.executors.slurm import parameters
+    from cutmix_bench.suite_file import load_suite
+
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+    suite = load_suite(SMOKE, ["executor={name: slurm, partition: gpu, timeout_min: 90, gpus_per_run: 2, "
+                               "cpus_per_run: 8, mem_gb: 32, account: proj, qos: high, array_parallelism: 3, "
+                               "additional_parameters: {constraint: a100}}"])
+    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="slurm")
+    executor.update_parameters(**parameters(suite, suite.executor))
+    lines = executor._executor._make_submission_file_text("python -m x", "uid").splitlines()
+    for option in ("partition=gpu", "time=90", "gpus-per-node=2", "cpus-per-task=8", "mem=32GB", "account=proj",
+                   "qos=high", "constraint=a100", "nodes=1", "ntasks-per-node=1", "job-name=cutmix-bench-smoke",
+                   "signal=USR2@90"):  # one task: a multi-GPU run starts its own ranks; USR2: the requeue signal
+        assert f"#SBATCH --{option}" in lines
+    assert executor._executor.parameters["array_parallelism"] == 3
+
+
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="this machine has SLURM")
+def test_slurm_off_a_cluster_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", str(SMOKE), "--executor", "slurm", "--set", f"output_dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err.startswith("cutmix-bench: error: executor.cluster: slurm: Could not detect")

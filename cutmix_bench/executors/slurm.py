@@ -122,7 +122,11 @@ class SlurmExecutor:
                 jobs_of[name] = RunJob(work, suite.model_dump(), out, runs[name], uuid.uuid4().hex)
         if not jobs_of:
             return {}, in_flight
-        executor = submitit.AutoExecutor(folder=out / SUBMITIT_DIR / "%j", cluster=cfg.cluster)
+        try:
+            executor = submitit.AutoExecutor(folder=out / SUBMITIT_DIR / "%j", cluster=cfg.cluster)
+        except RuntimeError as exc:  # submitit's "Could not detect srun": not a SLURM machine
+            raise BenchError(f"executor.cluster: {cfg.cluster}: {exc} (submit from a login node of the "
+                             f"cluster)") from None
         executor.update_parameters(**parameters(suite, cfg))
         for job in jobs_of.values():  # owned before it can start
             write_state(job.folder, fresh=True, state="queued", token=job.token, cluster=cfg.cluster, attempt=0,
