@@ -115,7 +115,7 @@ class ExecutorConfig(Strict):
     """Where a suite's runs execute (docs/scaleout.md). `local`: this machine, `jobs` runs at a time. `slurm`: one
     submitit job per run (a job array); the other keys are its sbatch resources. `cluster` is submitit's cluster
     type: `slurm` on a cluster; tests set `local` (submitit's local executor: the same code path, the jobs as local
-    processes) or `debug` (jobs run inside the command)."""
+    processes). (submitit's `debug` type is not offered: it runs jobs inside the command and opens pdb on an error.)"""
 
     name: Literal["local", "slurm"] = "local"
     partition: str | None = None
@@ -127,7 +127,7 @@ class ExecutorConfig(Strict):
     qos: str | None = None
     array_parallelism: int = Field(256, gt=0)
     additional_parameters: dict[str, Any] = {}
-    cluster: Literal["slurm", "local", "debug"] = "slurm"
+    cluster: Literal["slurm", "local"] = "slurm"
 
 
 class Suite(Strict):

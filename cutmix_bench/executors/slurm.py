@@ -4,8 +4,8 @@ job's `checkpoint` and requeues it, and the requeued job resumes the run from it
 the jobs (or, with --no-wait, returns once they are submitted).
 
 `executor.cluster` is submitit's cluster type: `slurm` on a cluster; `local` (jobs as processes of this machine,
-signals and requeues included) or `debug` (jobs inside this command) run the very same code without a cluster,
-which is how the tests run it. Job ids, log files and states go to each run's state.json (state.py)."""
+signals and requeues included) runs the very same code without a cluster, which is how the tests run it. Job
+ids, log files and states go to each run's state.json (state.py)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def job_alive(state: dict[str, Any]) -> bool | None:
         if scheduler_state.startswith("UNKNOWN"):
             return None
         return scheduler_state.split()[0] in SLURM_ACTIVE
-    return False  # debug: ran inside the command that submitted it
+    return False
 
 
 SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING",
