@@ -27,7 +27,7 @@ from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
 from .executors import create_executor
-from .executors.state import write_state
+from .executors.state import held_by_job, write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
@@ -288,6 +288,9 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
         try:
             with folder.lock() if lock else contextlib.nullcontext(True) as locked:
                 if not locked or folder.finished(suite.evaluations):
+                    continue
+                if lock and held_by_job(folder):  # a scheduler job of the slurm executor takes no lock
+                    log.info("[%d/%d] %s: held by a scheduler job (state.json), skipped", i, len(runs), run.name)
                     continue
                 data = data or load_data(suite)
                 log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)

@@ -6,6 +6,7 @@ requeued, or killed and resubmitted. `cutmix-bench status` reads the runs' state
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -190,3 +191,33 @@ def test_the_suite_resources_become_sbatch_options(tmp_path: Path, monkeypatch: 
 def test_slurm_off_a_cluster_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["run", str(SMOKE), "--executor", "slurm", "--set", f"output_dir={tmp_path}"]) == 2
     assert capsys.readouterr().err.startswith("cutmix-bench: error: executor.cluster: slurm: Could not detect")
+
+
+def test_a_run_held_by_a_live_job_is_left_to_it(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The local executor skips a run that a scheduler job still holds (jobs take no lock), reports it unfinished,
+    and `status` shows it running under that job; once the job is gone, the run is to do again."""
+    import socket
+
+    from helpers import tiny_suite
+
+    caplog.set_level(logging.INFO, logger="cutmix_bench")
+    suite, out = tiny_suite(tmp_path), tmp_path / "out"
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        held = RunDir.of(out, Run("baseline", 0))
+        write_state(held, fresh=True, state="running", cluster="local", job_id=str(job.pid),
+                    submit_host=socket.gethostname(), token="t")
+        assert main(["run", str(suite)]) == 1
+        assert "baseline-s0: held by a scheduler job (state.json), skipped" in caplog.text
+        assert not held.is_done() and RunDir.of(out, Run("cutmix", 0)).is_done()
+        capsys.readouterr()
+        assert main(["status", str(suite)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1].split()[:3] == ["baseline-s0", "running", str(job.pid)]
+        assert lines[-1] == f"{out}: 2 run(s): 1 done, 1 running, 0 to do"
+    finally:
+        job.kill()
+        job.wait()
+    assert main(["status", str(suite)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["baseline-s0", "to"]

@@ -63,6 +63,12 @@ SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                 "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
 
 
+def held_by_job(folder: RunDir) -> bool:
+    """A live scheduler job owns the run (for a local process, which holds the run's lock: the lock says it)."""
+    state = read_state(folder)
+    return state.get("cluster") != "process" and job_alive(state) is True
+
+
 def process_alive(host: Any, pid: str) -> bool | None:
     if host != socket.gethostname():
         return None
