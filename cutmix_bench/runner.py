@@ -122,7 +122,7 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
     the data against the training and evaluation parameters), so bad input stops the command with exit 2
     before any run starts. `jobs` > 1 starts that many worker processes (one thread each on CPU), capped
     at the runs to do and the CPUs (GPUs) available; workers, and separate processes started on the same
-    output directory (e.g. on a cluster), share out the runs through per-run lock files."""
+    output directory of this machine, share out the runs through per-run lock files."""
     executor = create_executor(suite.executor)
     if not wait and executor.local:
         raise BenchError("--no-wait: only with executor slurm (the local executor runs the runs in this command)")
