@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,11 +36,17 @@ BACKSTOP = 900  # seconds: only against a hang
 
 def run_cli(out: Path, *args: str, env: dict[str, str] | None = None,
             command: str = "run") -> subprocess.CompletedProcess:
+    """The command's output goes through files, not pipes: a job that outlives a --no-wait command keeps the
+    command's output streams open, and a pipe would make the wait last until the job ends."""
     environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     if not env:
         environ.pop("CUTMIX_BENCH_KILL_AT", None)
-    return subprocess.run([sys.executable, "-m", "cutmix_bench", command, str(SMOKE), *SHRINK, "--set",
-                           f"output_dir={out}", *args], env=environ, capture_output=True, text=True, timeout=BACKSTOP)
+    argv = [sys.executable, "-m", "cutmix_bench", command, str(SMOKE), *SHRINK, "--set", f"output_dir={out}", *args]
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        returncode = subprocess.run(argv, env=environ, stdout=stdout, stderr=stderr, timeout=BACKSTOP).returncode
+        stdout.seek(0)
+        stderr.seek(0)
+        return subprocess.CompletedProcess(argv, returncode, stdout.read(), stderr.read())
 
 
 def comparable(out: Path, runs: set[str] | None = None) -> pd.DataFrame:
@@ -94,52 +101,52 @@ def test_slurm_executor_through_submitit_gives_the_sequential_results(sequential
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name", ["USR2", "KILL"])
-def test_job_stopped_mid_training_resumes_to_the_same_results(sequential, tmp_path: Path, signal_name: str) -> None:
-    """USR2 is submitit's preemption / time-out signal: the job checkpoints and requeues itself, and the requeued
-    job resumes from last.ckpt. KILL (a lost node, kill -9) ends the job without a word: the command reports the
-    run unfinished, and the next command resubmits it. Fired after epoch 0 is logged, before its checkpoint."""
+def test_preempted_job_requeues_itself_and_resumes_to_the_same_results(sequential, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """Submitted with --no-wait, so the command is gone while its job runs. After epoch 0 is logged, before its
+    checkpoint, the job gets submitit's preemption / time-out signal (USR2, sent by the job to itself): it
+    checkpoints and requeues itself, the requeued job replays epoch 0 from last.ckpt, `status` follows it, and
+    `report SUITE` gives the uninterrupted results."""
     out, once = tmp_path / "out", tmp_path / "fired"
-    faults = {"CUTMIX_BENCH_KILL_AT": "epoch:baseline-s0:0", "CUTMIX_BENCH_KILL_SIGNAL": signal_name,
+    faults = {"CUTMIX_BENCH_KILL_AT": "epoch:baseline-s0:0", "CUTMIX_BENCH_KILL_SIGNAL": "USR2",
               "CUTMIX_BENCH_KILL_ONCE": str(once)}
-    result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)
-    assert once.exists()  # the fault fired
+    result = run_cli(out, *SLURM, *BASELINE_ONLY, "--no-wait", env=faults)
+    assert result.returncode == 0, result.stderr
+    assert "1 run(s) queued or running; follow with: cutmix-bench status" in result.stdout
+    assert "queued as job" in (out / "report.md").read_text()  # listed as unfinished
     folder = RunDir(out / "runs" / "baseline-s0")
+    shown = status(out, capsys, *BASELINE_ONLY).splitlines()  # the job still has two starts and 3 epochs ahead
+    run, state, job = shown[1].split()[:3]
+    assert run == "baseline-s0" and state in ("queued", "running", "requeued") and job == read_state(folder)["job_id"]
+    deadline = time.time() + BACKSTOP
+    while read_state(folder).get("state") not in ("done", "failed", "interrupted") and time.time() < deadline:
+        time.sleep(0.5)
     state = read_state(folder)
-    if signal_name == "USR2":
-        assert result.returncode == 0, result.stderr
-        assert state["attempt"] == 2 and state["state"] == "done"
-        log = Path(state["stderr"]).read_text()
-        assert "this job is preempted" in log and f"Requeued job {state['job_id']}" in log
-    else:
-        assert result.returncode == 1
-        assert state["state"] == "interrupted" and "ended without finishing the run" in result.stderr
-        first_job = state["job_id"]
-        result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)  # resubmitted: a new job, fault spent
-        assert result.returncode == 0, result.stderr
-        state = read_state(folder)
-        assert state["state"] == "done" and state["job_id"] != first_job
+    assert once.exists() and state["state"] == "done" and state["attempt"] == 2  # the signal fired; requeued once
+    log = Path(state["stderr"]).read_text()
+    assert "this job is preempted" in log and f"Requeued job {state['job_id']}" in log
     assert pd.read_csv(folder.log)["epoch"].tolist() == [0, 1]  # the replayed epoch is logged once
+    assert status(out, capsys, *BASELINE_ONLY).splitlines()[-1] == f"{out}: 1 run(s): 1 done, 0 to do"
+    reported = run_cli(out, *BASELINE_ONLY, command="report")
+    assert reported.returncode == 0, reported.stderr
     pd.testing.assert_frame_equal(comparable(out), comparable_rows(sequential, {"baseline-s0"}), check_exact=True)
 
 
 @pytest.mark.slow
-def test_no_wait_returns_at_once_and_status_follows_the_jobs(sequential, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "out"
-    result = run_cli(out, *SLURM, *BASELINE_ONLY, "--no-wait")
-    assert result.returncode == 0, result.stderr
-    assert "1 run(s) queued or running; follow with: cutmix-bench status" in result.stdout
-    assert "queued as job" in (out / "report.md").read_text()  # listed as unfinished
-    shown = status(out, capsys, *BASELINE_ONLY)
-    assert shown.split("\n")[1].split()[1] in ("queued", "running", "done")
+def test_killed_job_is_reported_and_resubmitted_to_the_same_results(sequential, tmp_path: Path) -> None:
+    """A job that dies without a word (a lost node, kill -9) mid-training: the waiting command reports the run
+    unfinished (state `interrupted`, exit status 1), and the next command resubmits it; it resumes from last.ckpt."""
+    out, once = tmp_path / "out", tmp_path / "fired"
+    faults = {"CUTMIX_BENCH_KILL_AT": "epoch:baseline-s0:0", "CUTMIX_BENCH_KILL_ONCE": str(once)}
+    result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)
     folder = RunDir(out / "runs" / "baseline-s0")
-    deadline = time.time() + BACKSTOP
-    while read_state(folder).get("state") != "done" and time.time() < deadline:
-        time.sleep(0.5)
-    assert status(out, capsys, *BASELINE_ONLY).splitlines()[-1] == f"{out}: 1 run(s): 1 done, 0 to do"
-    reported = run_cli(out, *BASELINE_ONLY, command="report")
-    assert reported.returncode == 0, reported.stderr
+    state = read_state(folder)
+    assert once.exists() and result.returncode == 1
+    assert state["state"] == "interrupted" and "ended without finishing the run" in result.stderr
+    result = run_cli(out, *SLURM, *BASELINE_ONLY, env=faults)  # resubmitted: a new job; the fault is spent
+    assert result.returncode == 0, result.stderr
+    assert read_state(folder)["state"] == "done" and read_state(folder)["job_id"] != state["job_id"]
+    assert pd.read_csv(folder.log)["epoch"].tolist() == [0, 1]
     pd.testing.assert_frame_equal(comparable(out), comparable_rows(sequential, {"baseline-s0"}), check_exact=True)
 
 
