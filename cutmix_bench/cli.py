@@ -19,6 +19,7 @@ EPILOG = """examples:
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench run suites/smoke.yaml --dry-run
   cutmix-bench run suites/smoke.yaml --quiet --set train.logger=tensorboard
+  cutmix-bench run suites/smoke.yaml --executor slurm --no-wait   # then: cutmix-bench status suites/smoke.yaml
   cutmix-bench report results/smoke
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true",
                      help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
                           "report's path")
+    run.add_argument("--executor", choices=["local", "slurm"],
+                     help="where the runs execute (default: the suite's `executor.name`, else local): local = this "
+                          "machine (--jobs at a time); slurm = one submitit job per run, resources from the suite's "
+                          "`executor:` (docs/scaleout.md)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="slurm: return once the jobs are submitted (follow with `cutmix-bench status SUITE`, then "
+                          "`cutmix-bench report SUITE`); default: wait for them and write the report")
     run.add_argument("--dry-run", action="store_true",
                      help="print the runs (and which are finished), the evaluations with their image counts and "
                           "a time estimate from a short probe; train nothing")
@@ -51,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a results directory (its results.csv and metadata files), or a suite YAML file")
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="with a suite file: override a suite key")
+    status = commands.add_parser("status", help="each run of a suite: done / running / queued / failed / to do, "
+                                                "its job id and last epoch (from the run folders)")
+    status.add_argument("suite", type=Path, help="suite YAML file")
+    status.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a suite key (e.g. output_dir), as for run")
     compare = commands.add_parser("compare", help="side-by-side report of two results directories")
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
@@ -95,18 +108,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    suite = load_suite(args.suite, args.overrides)
+    suite = load_suite(args.suite, args.overrides + ([f"executor.name={args.executor}"] if args.executor else []))
     if args.dry_run:
         from .plan import dry_run
 
         print(dry_run(suite, args.jobs or suite.jobs))
         return 0
+    from .executors import IN_FLIGHT
     from .progress import watch
     from .runner import run_suite  # Lightning: not imported for a dry run
 
     with watch(suite, quiet=args.quiet):
-        out, failures = run_suite(suite, args.jobs or suite.jobs)
+        out, failures = run_suite(suite, args.jobs or suite.jobs, wait=not args.no_wait)
     print(f"report: {out / 'report.md'}")
+    if args.no_wait:  # runs in flight are expected; only failures count
+        submitted = [name for name, message in failures.items() if message.startswith(IN_FLIGHT)]
+        failures = {name: message for name, message in failures.items() if name not in submitted}
+        print(f"{len(submitted)} run(s) queued or running; follow with: cutmix-bench status {args.suite}")
     if failures:
         first = sorted(failures)[0]
         print(f"cutmix-bench: error: {len(failures)} run(s) failed or unfinished ({', '.join(sorted(failures))}; "
@@ -136,6 +154,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_results(out, runs)
     copy_to_results(out, runs, suite.model_dump(mode="json"), {})
     print(f"report: {report_from_dir(out)}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import status_table
+    from .suite_file import load_suite
+
+    print(status_table(load_suite(args.suite, args.overrides)))
     return 0
 
 
@@ -193,7 +219,8 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list, "corrupt": cmd_corrupt}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "status": cmd_status, "compare": cmd_compare, "list": cmd_list,
+            "corrupt": cmd_corrupt}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import BenchError
 from .plugins import resolve_plugin_files
@@ -92,12 +92,43 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)
     logger: Literal["csv", "tensorboard"] = "csv"  # Lightning's CSVLogger always, or TensorBoard too; not in the setup
+    # Multi-device training of one run (docs/scaleout.md): `batch_size` is the GLOBAL batch, split evenly over the
+    # `devices` ranks (it must divide), with no lr scaling (the same global batch is the same recipe); `ddp` (the
+    # default for devices > 1) starts the ranks with Lightning's ddp_spawn, and evaluations run once, after fit.
+    devices: int = Field(1, gt=0)
+    strategy: Literal["auto", "ddp"] = "auto"
 
     @field_validator("precision", mode="before")
     @classmethod
     def _number_is_text(cls, value: Any) -> Any:
         """`precision: 32` in YAML (or --set train.precision=32) is the number 32: accept it."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _even_shards(self) -> TrainConfig:
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by devices {self.devices}; the global "
+                             f"batch is split evenly over the devices")
+        return self
+
+
+class ExecutorConfig(Strict):
+    """Where a suite's runs execute (docs/scaleout.md). `local`: this machine, `jobs` runs at a time. `slurm`: one
+    submitit job per run (a job array); the other keys are its sbatch resources. `cluster` is submitit's cluster
+    type: `slurm` on a cluster; tests set `local` (submitit's local executor: the same code path, the jobs as local
+    processes). (submitit's `debug` type is not offered: it runs jobs inside the command and opens pdb on an error.)"""
+
+    name: Literal["local", "slurm"] = "local"
+    partition: str | None = None
+    timeout_min: int = Field(1440, gt=0)
+    gpus_per_run: int = Field(1, ge=0)
+    cpus_per_run: int = Field(4, gt=0)
+    mem_gb: float | None = Field(None, gt=0)
+    account: str | None = None
+    qos: str | None = None
+    array_parallelism: int = Field(256, gt=0)
+    additional_parameters: dict[str, Any] = {}
+    cluster: Literal["slurm", "local"] = "slurm"
 
 
 REFERENCE_METRICS = ("top1_err", "top5_err", "nll", "ece")  # the clean table's metrics a paper reports
@@ -121,6 +152,7 @@ class Suite(Strict):
     output_dir: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     jobs: int = Field(1, gt=0)
+    executor: ExecutorConfig = ExecutorConfig()
     eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
     plugins: list[str] = []  # user modules or .py files that register components (plugins.py)
     reference: Reference | None = None  # published numbers (report only; not part of any run's setup)

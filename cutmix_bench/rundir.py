@@ -4,8 +4,9 @@ never as string literals.
 
 A run folder holds config.yaml (the resolved suite), setup.json (what decides the trained model), last.ckpt,
 log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
-the error of the last failed attempt; .lock is held by the process working on the run; Lightning's loggers
-write lightning/version_<session>/ (and tensorboard/version_<session>/).
+the error of the last failed attempt; .lock is held by the process working on the run on this machine (local
+executor); state.json records the scheduler job that owns the run (slurm executor, executors/state.py);
+Lightning's loggers write lightning/version_<session>/ (and tensorboard/version_<session>/).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.csv")
     done = property(lambda self: self.path / "DONE")
     failed = property(lambda self: self.path / "FAILED")
+    state = property(lambda self: self.path / "state.json")
     train_rows = property(lambda self: self.eval_file("train"))
     lightning_logs = property(lambda self: self.path / "lightning")
     tensorboard_logs = property(lambda self: self.path / "tensorboard")

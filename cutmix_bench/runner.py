@@ -8,10 +8,11 @@ skipped on a rerun; an interrupted training resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import multiprocessing
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -25,6 +26,8 @@ from .data import Dataset, Split
 from .errors import BenchError
 from .evaluations import EVALUATIONS, EvalContext
 from .evaluations.figures import training_inputs
+from .executors import create_executor
+from .executors.state import held_by_job, write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
@@ -109,19 +112,25 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     kill_point(f"done:{run.name}")
 
 
-def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
+def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dict[str, str]]:
     """Run everything that is not finished; write results.csv and report.md. Returns the output
     directory and the failed runs with their errors (the caller decides the exit code).
+    The suite's executor (executors/) decides where the runs execute; with wait=False (slurm only) the report
+    lists the submitted runs as not finished (messages starting with executors.IN_FLIGHT).
 
     Everything that can be checked before training is checked first (recorded setups, resumable logs,
     the data against the training and evaluation parameters), so bad input stops the command with exit 2
     before any run starts. `jobs` > 1 starts that many worker processes (one thread each on CPU), capped
     at the runs to do and the CPUs (GPUs) available; workers, and separate processes started on the same
-    output directory (e.g. on a cluster), share out the runs through per-run lock files."""
+    output directory of this machine, share out the runs through per-run lock files."""
+    executor = create_executor(suite.executor)
+    if not wait and executor.local:
+        raise BenchError("--no-wait: only with executor slurm (the local executor runs the runs in this command)")
     out = output_dir(suite)
     check_writable(out)
-    device = select_device(suite.device)  # fail before starting workers
-    precision(suite.train.precision, device)
+    device = select_device(suite.device) if executor.local else torch.device("cpu")  # a job checks its own
+    if executor.local:  # fail before starting workers
+        precision(suite.train.precision, device)
     check_logger(suite.train.logger)
     runs = suite_runs(suite)
     preflight(suite, out, runs)
@@ -132,17 +141,13 @@ def run_suite(suite: Suite, jobs: int = 1) -> tuple[Path, dict[str, str]]:
         check_data(suite, data)
     if pending or not (out / "environment.json").exists():  # the machine and command that did the work
         write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
-    jobs = capped_jobs(jobs, len(pending), device)
-    if jobs > 1:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(jobs) as pool:
-            unrecorded = pool.starmap(work, [(suite.model_dump(), worker) for worker in range(jobs)])
-    else:
-        unrecorded = [work(suite.model_dump(), data=data)]
+    if executor.local:
+        jobs = capped_jobs(jobs, len(pending), device)
+    unrecorded, in_flight = executor.execute(suite, out, [r.name for r in pending], work, jobs, data, wait)
     folders = {r.name: RunDir.of(out, r) for r in runs}
     failures = {name: failure(f) for name, f in folders.items() if f.failed.exists() and not f.is_done()}
-    for errors in unrecorded:  # failures whose FAILED file could not be written
-        failures.update({name: error for name, error in errors.items() if name not in failures})
+    for name, error in {**unrecorded, **in_flight}.items():  # failures no FAILED file records; jobs in flight
+        failures.setdefault(name, error)
     for r in runs:
         if not folders[r.name].is_done() and r.name not in failures:
             failures[r.name] = "not finished: still running in another process (rerun to complete the report)"
@@ -255,12 +260,13 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
                     dataset.num_classes, None, out / "figures")
 
 
-def work(suite_dump: dict, worker: int | None = None,
-         data: tuple[Dataset, Split, Split] | None = None) -> dict[str, str]:
-    """Train and evaluate every run that is neither finished nor locked by another process.
+def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None,
+         only: list[str] | None = None, lock: bool = True) -> dict[str, str]:
+    """Train and evaluate every run (of `only`, if given) that is neither finished nor locked by another process.
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
     A failing run, even one whose folder cannot be written, never stops the others. Returns the failures
-    that could not be recorded in a FAILED file (run name -> error)."""
+    that could not be recorded in a FAILED file (run name -> error). `lock=False`: a scheduler job that owns its
+    run through state.json (executors/slurm.py), where flock may not work across machines."""
     suite = Suite.model_validate(suite_dump)
     load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
     if worker is not None:  # a spawned worker process starts unconfigured
@@ -273,7 +279,7 @@ def work(suite_dump: dict, worker: int | None = None,
     if worker is not None and device.type == "cuda":
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
-    runs = suite_runs(suite)
+    runs = [r for r in suite_runs(suite) if only is None or r.name in only]
     unrecorded: dict[str, str] = {}
     for i, run in enumerate(runs, 1):
         folder = RunDir.of(out, run)
@@ -281,12 +287,18 @@ def work(suite_dump: dict, worker: int | None = None,
             log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
         try:
-            with folder.lock() as locked:
+            with folder.lock() if lock else contextlib.nullcontext(True) as locked:
                 if not locked or folder.finished(suite.evaluations):
+                    continue
+                if lock and held_by_job(folder):  # a scheduler job of the slurm executor takes no lock
+                    log.info("[%d/%d] %s: held by a scheduler job (state.json), skipped", i, len(runs), run.name)
                     continue
                 data = data or load_data(suite)
                 log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
                 folder.failed.unlink(missing_ok=True)
+                if lock:  # for `cutmix-bench status` (a scheduler job records its own state)
+                    write_state(folder, fresh=True, state="running", cluster="process", job_id=str(os.getpid()),
+                                host=socket.gethostname())
                 execute_run(suite, run, data, device, out)
         except Exception as exc:  # one failed run must not stop the others; the report lists it
             if not record_failure(run, folder, exc):

@@ -64,7 +64,10 @@ class PeriodicCheckpoint(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
         epoch = trainer.current_epoch + 1
         if epoch % self.every == 0 or epoch == trainer.max_epochs:
-            atomic_write(self.path, trainer.save_checkpoint)
+            if trainer.is_global_zero:
+                atomic_write(self.path, trainer.save_checkpoint)
+            else:  # under DDP every rank calls it (it ends in a barrier); only rank 0 writes
+                trainer.save_checkpoint(self.path)
 
 
 class EpochLog(pl.Callback):
@@ -78,12 +81,15 @@ class EpochLog(pl.Callback):
         self.path = path
 
     def on_train_start(self, trainer: pl.Trainer, module: Classifier) -> None:
-        if self.path.exists():  # resumed: keep the epochs before the checkpoint
+        if self.path.exists() and trainer.is_global_zero:  # resumed: keep the epochs before the checkpoint
             kept = read_log(self.path)
             write_csv(self.path, kept[kept["epoch"] < trainer.current_epoch])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
-        loss_sum, correct, seen = module.epoch_stats.tolist()
+        # summed over the ranks under DDP (one device: unchanged); only rank 0 writes the line
+        loss_sum, correct, seen = trainer.strategy.reduce(module.epoch_stats.clone(), reduce_op="sum").tolist()
+        if not trainer.is_global_zero:
+            return
         test_acc = trainer.callback_metrics.get("test_acc")
         validated = test_acc is not None and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0
         row = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(seen, 1),

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.environments import LightningEnvironment
 
-from ..config import Suite
+from ..config import Suite, TrainConfig
 from ..data import Dataset, Split
 from ..errors import BenchError
 from ..methods import create_method
 from ..models import create_model
 from ..rundir import Run, RunDir
 from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
-from .loader import BatchLoader
+from .loader import RunData
 from .module import Classifier
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -37,18 +39,19 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     name, params = suite.method_spec(run.method)
     method = create_method(name, f"methods.{run.method}", **params)
     cfg = suite.train
-    train_loader = BatchLoader(train, cfg.batch_size, dataset.mean, dataset.std, device, train=True, seed=run.seed)
-    if len(train_loader) == 0:
+    steps = len(train) // cfg.batch_size  # global batches per epoch, whatever the number of devices
+    if steps == 0:
         raise BenchError(f"train.batch_size: {cfg.batch_size} is larger than the training set ({len(train)})")
-    test_loader = BatchLoader(test, eval_batch_size(suite, device), dataset.mean, dataset.std, device, train=False)
-    module = Classifier(model, method, dataset.num_classes, cfg, len(train_loader), run.seed)
+    loaders = RunData(train, test, cfg.batch_size, eval_batch_size(suite, device), dataset.mean,
+                      dataset.std, run.seed, validate=bool(cfg.eval_every))
+    module = Classifier(model, method, dataset.num_classes, cfg, steps, run.seed)
     if cfg.compile:
         module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
     if last.exists():
         check_checkpoint(last, module.state_dict())
     trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator=device.type, devices=1 if device.index is None else [device.index],
-        precision=precision(cfg.precision, device),
+        max_epochs=cfg.epochs, accelerator=device.type, **distributed(cfg, device),
+        precision=precision(cfg.precision, device), plugins=[LightningEnvironment()],
         logger=loggers(run_dir, cfg.logger), enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False,
         callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every)],
@@ -56,15 +59,27 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
         deterministic=device.type == "cpu", benchmark=device.type == "cuda",
     )
     started = time.perf_counter()
-    trainer.fit(module, train_loader, test_loader if cfg.eval_every else None,
-                ckpt_path=str(last) if last.exists() else None, weights_only=True)
+    trainer.fit(module, datamodule=loaders, ckpt_path=str(last) if last.exists() else None, weights_only=True)
     seconds = time.perf_counter() - started
     epoch_log = read_log(log_file)
-    images = len(train_loader) * cfg.batch_size * len(epoch_log)
+    images = steps * cfg.batch_size * len(epoch_log)
     return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
             {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
             {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
             {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
+
+
+def distributed(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """The Trainer's devices / strategy. One device: the given one. Several (train.devices, docs/scaleout.md):
+    Lightning's ddp_spawn, which starts the ranks as fresh processes and returns to this one after fit (plain `ddp`
+    would re-run the command line for every rank, and the evaluations would run on each); each rank gets
+    batch_size / devices of every global batch, and on GPUs BatchNorm is synchronised so its statistics are the
+    global batch's, as on one device (torch has no SyncBatchNorm on CPUs: there each rank normalises its own rows).
+    (The Trainer's LightningEnvironment: a run starts its own ranks inside one scheduler task, so Lightning must
+    not take the SLURM variables of a submitit job for a multi-task launch, nor install its own requeue handler.)"""
+    if cfg.devices == 1:
+        return {"devices": 1 if device.index is None else [device.index]}
+    return {"devices": cfg.devices, "strategy": "ddp_spawn", "sync_batchnorm": device.type == "cuda"}
 
 
 def eval_batch_size(suite: Suite, device: torch.device) -> int:

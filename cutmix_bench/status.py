@@ -1,0 +1,65 @@
+"""`cutmix-bench status SUITE`: where each run of a suite stands, from its run folder alone: done, running,
+queued, requeued, failed or to do, with its job id and last epoch, and a one-line count. A run's job is its
+state.json (executors/state.py), checked against the scheduler where submitit can tell cheaply (a process of
+this machine, sacct on SLURM); a job that ended without finishing its run shows as to do."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from .config import Suite
+from .executors.state import ACTIVE, job_alive, read_state
+from .rundir import RunDir, output_dir, suite_runs
+
+ORDER = ("done", "running", "requeued", "queued", "failed", "to do")
+
+
+def run_status(suite: Suite, folder: RunDir) -> dict[str, str]:
+    """{run, state, job, epoch, note} of one run folder."""
+    state = read_state(folder)
+    row = {"run": folder.name, "state": "to do", "job": str(state.get("job_id") or ""),
+           "epoch": last_epoch(folder, suite.train.epochs), "note": ""}
+    if folder.finished(suite.evaluations):
+        row["state"] = "done"
+    elif folder.failed.exists() and not folder.is_done():
+        lines = folder.failed.read_text(errors="replace").splitlines()
+        row["state"], row["note"] = "failed", lines[0] if lines else ""
+    elif state.get("state") in ACTIVE:
+        alive = job_alive(state)
+        if alive is False:
+            row["note"] = f"its job ended without finishing it ({state['state']} when last recorded)"
+        else:
+            row["state"] = state["state"]
+            row["note"] = "" if alive else "not verified: the scheduler cannot tell from here"
+    elif folder.is_done():
+        missing = [label for label in suite.evaluations if not folder.eval_file(label).exists()]
+        row["note"] = f"trained; to evaluate: {', '.join(missing)}"
+    if row["state"] == "to do" and not row["note"] and folder.checkpoint.exists():
+        row["note"] = "resumes from last.ckpt"
+    return row
+
+
+def last_epoch(folder: RunDir, epochs: int) -> str:
+    """`done/total` epochs from log.csv ('' before the first epoch, '?' for an unreadable log)."""
+    if not folder.log.exists():
+        return ""
+    try:
+        logged = pd.read_csv(folder.log)["epoch"]
+    except Exception:  # noqa: BLE001 (pandas raises several types; `run` names the damage, status only reports)
+        return "?"
+    return f"{int(logged.max()) + 1}/{epochs}" if len(logged) else f"0/{epochs}"
+
+
+def status_table(suite: Suite) -> str:
+    """One line per run and the summary line."""
+    out = output_dir(suite)
+    rows = [run_status(suite, RunDir.of(out, run)) for run in suite_runs(suite)]
+    widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in ("run", "state", "job", "epoch")}
+    lines = ["  ".join(key.ljust(widths[key]) for key in widths) + "  note"]
+    lines += ["  ".join(r[key].ljust(widths[key]) for key in widths) + "  " + r["note"] for r in rows]
+    counts = Counter(r["state"] for r in rows)
+    lines.append(f"{out}: {len(rows)} run(s): " + ", ".join(f"{counts[s]} {s}" for s in ORDER if counts[s] or s in
+                                                                   ("done", "to do")))
+    return "\n".join(line.rstrip() for line in lines)
