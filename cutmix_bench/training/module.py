@@ -56,9 +56,13 @@ class Classifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         target = F.one_hot(y, self.num_classes).to(x.dtype)
-        x, target = self.method(x, target, self.rng)
-        logits = self.model(x)
-        loss = soft_cross_entropy(logits, target)
+        own_loss = getattr(self.method, "loss", None)  # a method with its own objective (AugMix's JSD)
+        if own_loss is not None:
+            loss, logits = own_loss(self.model, x, target, self.rng)
+        else:
+            x, target = self.method(x, target, self.rng)
+            logits = self.model(x)
+            loss = soft_cross_entropy(logits, target)
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
             seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
