@@ -39,6 +39,8 @@ class Classifier(pl.LightningModule):
         if hasattr(method, "attach"):  # hidden-feature methods hook into the model; duck-typed user methods may lack it
             method.attach(model)
         self.cfg, self.steps_per_epoch, self.seed = train, steps_per_epoch, seed
+        # Modules whose strength follows training progress (DropBlock's linear schedule), told at every step.
+        self.scheduled = [m for m in model.modules() if hasattr(m, "set_progress")]
         self.rng = np.random.default_rng(seed)
         self.epoch_stats = torch.zeros(3)  # loss sum, correct, seen
 
@@ -77,6 +79,10 @@ class Classifier(pl.LightningModule):
         if (batch_idx % 32 == 31 or last) and not torch.isfinite(self.epoch_stats[0]):
             raise BenchError(f"training diverged: non-finite loss by epoch {self.current_epoch}, step {batch_idx}; "
                              f"lower train.optimizer.lr")
+
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
+        for module in self.scheduled:
+            module.set_progress(self.global_step / max(1, self.cfg.epochs * self.steps_per_epoch))
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
         self.train_seconds = time.perf_counter() - self.epoch_started
