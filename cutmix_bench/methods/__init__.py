@@ -37,6 +37,7 @@ from . import (  # noqa: E402,F401  (registration)
     manifold_mixup,
     mixup,
     mixup_cutmix,
+    puzzlemix,
     resizemix,
     saliencymix,
     smoothing,
