@@ -54,7 +54,8 @@ class CifarResNet(nn.Module):
 def _register(depth: int) -> None:
     @MODELS.register(f"resnet{depth}")
     def build(num_classes: int, width: int = 16, dropblock: dict[str, Any] | None = None) -> nn.Module:
-        """`dropblock: {drop_prob, block_size, schedule}` adds DropBlock to the last two stages."""
+        # `dropblock: {drop_prob, block_size, schedule}` adds DropBlock to the last two stages (no docstring:
+        # `cutmix-bench list` shows the module's first line for models registered together).
         return CifarResNet(depth, num_classes, width, dropblock_option(dropblock))
 
 

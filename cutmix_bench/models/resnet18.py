@@ -56,7 +56,7 @@ class ResNet18(nn.Module):
 
 @MODELS.register("resnet18")
 def resnet18(num_classes: int, dropblock: dict[str, Any] | None = None) -> nn.Module:
-    """`dropblock: {drop_prob, block_size, schedule}` adds DropBlock to stages 3 and 4."""
+    # `dropblock: {drop_prob, block_size, schedule}` adds DropBlock to stages 3 and 4.
     return ResNet18(num_classes, False, dropblock_option(dropblock))
 
 
