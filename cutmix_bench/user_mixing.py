@@ -20,7 +20,8 @@ from .training.module import mixing_rng
 def build(method: str | Method, params: dict[str, Any]) -> Method:
     method = create_method(method, "method", **params) if isinstance(method, str) else method
     if not method.input_space:
-        why = "has its own loss" if hasattr(method, "loss") else "mixes hidden features and needs the model"
+        why = "has its own loss" if hasattr(method, "loss") else \
+            "needs the model (it mixes hidden features or uses its saliency)"
         raise ValueError(f"{type(method).__name__} {why}: use it through cutmix-bench's runner (Classifier), "
                          f"not a callback or collate_fn")
     return method

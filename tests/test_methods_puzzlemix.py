@@ -21,6 +21,7 @@ from cutmix_bench.rundir import Run
 from cutmix_bench.runner import load_data
 from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
+from cutmix_bench.user_mixing import MixCollate
 
 
 def linear_model(batch: int, height: int, width: int, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
@@ -124,6 +125,10 @@ def test_small_and_odd_batches_keep_device_dtype_and_inputs(shape: tuple, dtype:
 
 
 def test_prob_zero_is_the_identity_and_a_run_trains_through_the_runner(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs the model"):
+        MixCollate("puzzlemix", num_classes=4)
+    with pytest.raises(RuntimeError, match="attach"):
+        create_method("puzzlemix")(torch.zeros(2, 3, 8, 8), torch.eye(2), np.random.default_rng(0))
     method = create_method("puzzlemix", prob=0.0)
     x, y = torch.randn(3, 3, 8, 8), torch.eye(3)
     same_x, same_y = method(x, y, np.random.default_rng(0))
