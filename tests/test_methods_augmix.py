@@ -315,3 +315,23 @@ def test_a_run_trains_end_to_end_through_the_runner(tmp_path: Path, monkeypatch:
     rows = train_run(suite, Run("augmix", 0), load_data(suite), torch.device("cpu"), tmp_path / "run")
     final = next(r["value"] for r in rows if r["metric"] == "final_train_loss")
     assert np.isfinite(final) and final > 0 and calls == [32, 32]
+
+
+def test_the_training_inputs_figure_shows_augmix_and_leaves_out_the_methods_that_need_the_model(
+        tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    from cutmix_bench.runner import draw_training_inputs
+
+    suite = validate({
+        "name": "figure",
+        "data": {"name": "synthetic", "params": {"num_classes": 4, "train_size": 16, "test_size": 8}},
+        "model": {"name": "resnet8", "params": {"width": 4}},
+        "train": {"epochs": 1, "batch_size": 8},
+        "methods": {"cutmix": {}, "augmix": {}, "manifold_mixup": {}, "puzzlemix": {}},
+        "seeds": [0],
+        "device": "cpu",
+    })
+    draw_training_inputs(suite, load_data(suite), tmp_path)
+    with PILImage.open(tmp_path / "figures" / "training_inputs.png") as image:  # 2 rows: cutmix and augmix
+        assert image.size == (round(6 * 1.25 * 120), round(2 * 1.55 * 120))
