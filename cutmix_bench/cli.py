@@ -189,6 +189,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         shared = Counter(f.__module__ for f in factories.values())
         for name, factory in factories.items():
             print(f"  {name:<16} {describe(factory, shared[factory.__module__] > 1)}")
+            if getattr(factory, "reference", ""):  # a method's paper and official code, on its own line
+                print(f"  {'':<16}   {factory.reference}")
     print("corruptions (Hendrycks & Dietterich, ICLR 2019):")
     for name in ALL:
         print(f"  {name:<18} {CATEGORY[name]}{' (reported apart, never in the mCE)' if name in EXTRA else ''}")

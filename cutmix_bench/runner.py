@@ -255,7 +255,11 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
     methods = {}
     for label in suite.methods:
         name, params = suite.method_spec(label)
-        methods[label] = create_method(name, f"methods.{label}", **params)
+        method = create_method(name, f"methods.{label}", **params)
+        if hasattr(method, "set_normalisation"):  # AugMix: shown as one of its views
+            method.set_normalisation(dataset.mean, dataset.std)
+        if method.input_space or hasattr(method, "loss"):  # hidden-feature mixing and PuzzleMix need the model
+            methods[label] = method
     training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
                     dataset.num_classes, None, out / "figures")
 

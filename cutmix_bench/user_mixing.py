@@ -20,8 +20,10 @@ from .training.module import mixing_rng
 def build(method: str | Method, params: dict[str, Any]) -> Method:
     method = create_method(method, "method", **params) if isinstance(method, str) else method
     if not method.input_space:
-        raise ValueError(f"{type(method).__name__} mixes hidden features and needs the model: use it through "
-                         f"cutmix-bench's runner (Classifier), not a callback or collate_fn")
+        why = "has its own loss" if hasattr(method, "loss") else \
+            "needs the model (it mixes hidden features or uses its saliency)"
+        raise ValueError(f"{type(method).__name__} {why}: use it through cutmix-bench's runner (Classifier), "
+                         f"not a callback or collate_fn")
     return method
 
 

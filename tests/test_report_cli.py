@@ -89,6 +89,9 @@ def test_list_describes_every_component(capsys) -> None:
             description = line.split(None, 1)[1]
             assert description != "(no description)" and len(description) > 20, line
     assert any("CutMix (Yun et al., ICCV 2019)" in line for line in lines)
+    for name in METHODS.names():  # each method's reference (paper, official code) on the line after it
+        at = next(i for i, line in enumerate(lines) if line.split()[:1] == [name])
+        assert lines[at + 1].strip() == METHODS.get(name).reference, name
     corruptions = lines[next(i for i, line in enumerate(lines) if line.startswith("corruptions")) + 1:]
     assert sum(line.split()[-1] in ("noise", "blur", "weather", "digital") for line in corruptions) == 15
 

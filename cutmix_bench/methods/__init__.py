@@ -27,6 +27,7 @@ def create_method(name: str, key: str | None = None, **params: Any) -> Method:
 
 
 from . import (  # noqa: E402,F401  (registration)
+    augmix,
     baseline,
     cutmix,
     cutout,
@@ -36,6 +37,7 @@ from . import (  # noqa: E402,F401  (registration)
     manifold_mixup,
     mixup,
     mixup_cutmix,
+    puzzlemix,
     resizemix,
     saliencymix,
     smoothing,

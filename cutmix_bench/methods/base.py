@@ -18,10 +18,14 @@ class Method:
 
     `reference` names the paper, year and official code; `cutmix-bench list` shows it with the first
     docstring line. `attach(model)` is called once with the model being trained: input-space methods
-    ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it."""
+    ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it. Optional hooks, looked up
+    by name: `loss(model, x, y, rng) -> (loss, logits)` replaces the step's mix-then-soft-cross-entropy (AugMix's
+    Jensen-Shannon loss over extra views), `set_normalisation(mean, std)` receives the loader's normalisation
+    (for methods that work on raw pixels)."""
 
     reference = ""
-    input_space = True  # False: mixes hidden features, so it needs `attach(model)` and cannot run in a collate_fn
+    # False: needs the runner (hidden-feature hooks via `attach(model)`, or its own loss), not a collate_fn
+    input_space = True
 
     def attach(self, model: torch.nn.Module) -> None:
         """Give the method the model it trains (no-op for input-space methods)."""

@@ -4,11 +4,14 @@ The CutMix paper's CIFAR model is PyramidNet-200 with widening factor 240 and bo
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import MODELS
+from .dropblock import dropblock_option, make
 
 
 class ShakeDrop(nn.Module):
@@ -43,7 +46,11 @@ class _ShakeDropFn(torch.autograd.Function):
 
 
 class PyramidBlock(nn.Module):
-    def __init__(self, cin: int, planes: int, stride: int, bottleneck: bool, p_drop: float | None) -> None:
+    """With DropBlock (`drop`), one follows each conv's BN(+ReLU) of the branch and the shortcut; without it the
+    body is unchanged (same state_dict keys as before the option existed)."""
+
+    def __init__(self, cin: int, planes: int, stride: int, bottleneck: bool, p_drop: float | None,
+                 drop: nn.Module | None = None) -> None:
         super().__init__()
         cout = planes * (4 if bottleneck else 1)
         if bottleneck:
@@ -54,6 +61,11 @@ class PyramidBlock(nn.Module):
         else:
             body = [nn.BatchNorm2d(cin), nn.Conv2d(cin, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes),
                     nn.ReLU(inplace=True), nn.Conv2d(planes, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.drop = drop or nn.Identity()
+        if drop is not None:  # after each conv's BN, or its ReLU where one follows
+            ends = [i for i, m in enumerate(body) if isinstance(m, nn.BatchNorm2d) and i > 0]
+            ends = [i + 1 if i + 1 < len(body) and isinstance(body[i + 1], nn.ReLU) else i for i in ends]
+            body = [m for i, layer in enumerate(body) for m in ([layer, drop] if i in ends else [layer])]
         self.body = nn.Sequential(*body)
         self.shake = ShakeDrop(p_drop) if p_drop is not None else nn.Identity()
         self.stride, self.extra = stride, cout - cin
@@ -63,12 +75,12 @@ class PyramidBlock(nn.Module):
         shortcut = F.avg_pool2d(x, 2, ceil_mode=True) if self.stride != 1 else x
         if self.extra:  # zero-padded channels: PyramidNet's parameter-free shortcut
             shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra))
-        return out + shortcut
+        return out + self.drop(shortcut)
 
 
 class PyramidNet(nn.Module):
     def __init__(self, depth: int, widening: float, num_classes: int, bottleneck: bool,
-                 shakedrop: float | None) -> None:
+                 shakedrop: float | None, dropblock: dict[str, Any] | None = None) -> None:
         super().__init__()
         per_block = 9 if bottleneck else 6
         if (depth - 2) % per_block:
@@ -83,7 +95,8 @@ class PyramidNet(nn.Module):
             # Linear decay rule: drop probability grows from ~0 to `shakedrop` at the last block.
             p_drop = None if shakedrop is None else shakedrop * (i + 1) / total
             stride = 2 if i in (n, 2 * n) else 1
-            block = PyramidBlock(cin, int(round(planes)), stride, bottleneck, p_drop)
+            drop = make(dropblock, i // n, 3) if dropblock else None
+            block = PyramidBlock(cin, int(round(planes)), stride, bottleneck, p_drop, drop)
             blocks.append(block)
             cin = int(round(planes)) * (4 if bottleneck else 1)
         self.blocks = nn.Sequential(*blocks)
@@ -96,6 +109,7 @@ class PyramidNet(nn.Module):
 
 @MODELS.register("pyramidnet")
 def pyramidnet(num_classes: int, depth: int = 200, widening: float = 240, bottleneck: bool = True,
-               shakedrop: float | None = None) -> nn.Module:
-    """`shakedrop` is the final-layer drop probability p_L (0.5 in the ShakeDrop paper); None disables it."""
-    return PyramidNet(depth, widening, num_classes, bottleneck, shakedrop)
+               shakedrop: float | None = None, dropblock: dict[str, Any] | None = None) -> nn.Module:
+    """`shakedrop` is the final-layer drop probability p_L (0.5 in the ShakeDrop paper); None disables it.
+    `dropblock: {drop_prob, block_size, schedule}` adds DropBlock to the last two stages."""
+    return PyramidNet(depth, widening, num_classes, bottleneck, shakedrop, dropblock_option(dropblock))

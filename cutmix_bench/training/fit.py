@@ -38,6 +38,8 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
         model = model.to(memory_format=torch.channels_last)
     name, params = suite.method_spec(run.method)
     method = create_method(name, f"methods.{run.method}", **params)
+    if hasattr(method, "set_normalisation"):  # methods that augment raw pixels (AugMix) undo the normalisation
+        method.set_normalisation(dataset.mean, dataset.std)
     cfg = suite.train
     steps = len(train) // cfg.batch_size  # global batches per epoch, whatever the number of devices
     if steps == 0:

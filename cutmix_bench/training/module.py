@@ -39,6 +39,8 @@ class Classifier(pl.LightningModule):
         if hasattr(method, "attach"):  # hidden-feature methods hook into the model; duck-typed user methods may lack it
             method.attach(model)
         self.cfg, self.steps_per_epoch, self.seed = train, steps_per_epoch, seed
+        # Modules whose strength follows training progress (DropBlock's linear schedule), told at every step.
+        self.scheduled = [m for m in model.modules() if hasattr(m, "set_progress")]
         self.rng = np.random.default_rng(seed)
         self.epoch_stats = torch.zeros(3)  # loss sum, correct, seen
 
@@ -56,9 +58,13 @@ class Classifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         target = F.one_hot(y, self.num_classes).to(x.dtype)
-        x, target = self.method(x, target, self.rng)
-        logits = self.model(x)
-        loss = soft_cross_entropy(logits, target)
+        own_loss = getattr(self.method, "loss", None)  # a method with its own objective (AugMix's JSD)
+        if own_loss is not None:
+            loss, logits = own_loss(self.model, x, target, self.rng)
+        else:
+            x, target = self.method(x, target, self.rng)
+            logits = self.model(x)
+            loss = soft_cross_entropy(logits, target)
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
             seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
@@ -73,6 +79,10 @@ class Classifier(pl.LightningModule):
         if (batch_idx % 32 == 31 or last) and not torch.isfinite(self.epoch_stats[0]):
             raise BenchError(f"training diverged: non-finite loss by epoch {self.current_epoch}, step {batch_idx}; "
                              f"lower train.optimizer.lr")
+
+    def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
+        for module in self.scheduled:
+            module.set_progress(self.global_step / max(1, self.cfg.epochs * self.steps_per_epoch))
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
         self.train_seconds = time.perf_counter() - self.epoch_started
