@@ -19,6 +19,7 @@ from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
+from ..corruptions import CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
@@ -29,11 +30,6 @@ from .figures import new_figure, save_figure
 from .tables import cell_stats, display_name, mean_std_table, sampling_note, save_table
 
 log = logging.getLogger("cutmix_bench")
-SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
-         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
-         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
-         "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle", "gaussian_blur": "G. blur",
-         "spatter": "Spatter", "saturate": "Saturate"}
 KEY = "evaluations.corruptions"
 
 
@@ -110,7 +106,7 @@ class Corruptions(Evaluation):
         mean_key, mean_label, mean_text = mean_column(rows)
         names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
         main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
-                **{f"corruption_err:{c}": SHORT.get(c, c) for c in names}}
+                **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names}}
         summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
                    **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
         summary = {k: v for k, v in summary.items() if k in keys}
