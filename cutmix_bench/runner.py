@@ -20,16 +20,15 @@ import pandas as pd
 import torch
 import yaml
 
+from .components import components
 from .config import Suite
 from .data import Dataset, Split
 from .errors import BenchError
-from .evaluations import EVALUATIONS, EvalContext
+from .evaluations import EvalContext
 from .evaluations.figures import training_inputs
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
-from .methods import create_method
-from .models import create_model
 from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
@@ -54,7 +53,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
     dataset, train, test = data
-    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    model = components(suite).model(dataset.num_classes)
     state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
@@ -65,13 +64,12 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                       channels_last=suite.train.channels_last)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
-    for label in suite.evaluations:
-        name, params = suite.evaluation_spec(label)
+    for label, evaluation in components(suite).evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
             log.info("%s: evaluation %s", run.name, label)
             started = time.perf_counter()
-            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
+            result = pd.DataFrame(evaluation.run(ctx))
             record(folder.path, seconds={label: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{label}")
             result.insert(0, "evaluation", label)
@@ -246,10 +244,8 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
     """The report's grid of what each method feeds the model: the first `count` training images."""
     dataset, train, _ = data
     count = min(count, len(train))
-    methods = {}
-    for label in suite.methods:
-        name, params = suite.method_spec(label)
-        methods[label] = create_method(name, f"methods.{label}", **params)
+    # hidden-feature methods mix inside a model's forward, so an input grid cannot show them
+    methods = {label: m for label, m in components(suite).methods.items() if m.input_space}
     training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
                     dataset.num_classes, None, out / "figures")
 
