@@ -13,9 +13,7 @@ the checkpoint), with the parameters checked here.
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from torch import nn
@@ -41,15 +39,18 @@ class Components:
         return create_model(self.model_name, num_classes, "model", **self.model_params)
 
 
+_BUILT: dict[str, Components] = {}  # repr of a suite's dump -> its components (the last few suites)
+
+
 def components(suite: Suite) -> Components:
     """The components of `suite`, built on first use (and so checked). Kept per suite content, so the copy that
     an in-process worker validates from the suite dump finds what validation built."""
-    return _built(json.dumps(suite.model_dump(mode="json"), sort_keys=True))
-
-
-@lru_cache(maxsize=16)
-def _built(dump: str) -> Components:
-    return build(Suite.model_validate(json.loads(dump)))
+    key = repr(suite.model_dump())
+    if key not in _BUILT:
+        while len(_BUILT) >= 16:
+            del _BUILT[next(iter(_BUILT))]
+        _BUILT[key] = build(suite)
+    return _BUILT[key]
 
 
 def build(suite: Suite) -> Components:

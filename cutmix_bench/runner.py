@@ -61,7 +61,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last)
+                      channels_last=suite.train.channels_last, test_draw=test_draw(suite))
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
     for label, evaluation in components(suite).evaluations.items():
@@ -76,6 +76,11 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
+
+
+def test_draw(suite: Suite) -> tuple[int, int] | None:
+    """How the run's test split was drawn from the dataset's test set (`EvalContext.test_draw`)."""
+    return None if suite.data.test_subset is None else (suite.data.test_subset, suite.data.subset_seed)
 
 
 def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:

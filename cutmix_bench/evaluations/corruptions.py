@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from .. import intervals
 from ..cifar_c.cache import cached_corruptions
@@ -155,18 +154,17 @@ def cell_key(row: object) -> str:
 
 def subset_rows(root: Path, ctx: EvalContext) -> np.ndarray | None:
     """Rows of each severity block that form the run's test split: None when the directory holds
-    exactly the split; else the split is `data.test_subset` of the full test set, re-drawn from the
-    run's config.yaml with the runner's own `Split.subset`."""
+    exactly the split; else the split is `data.test_subset` of the full test set (`ctx.test_draw`),
+    drawn again with the runner's own `Split.subset`."""
     size, n = open_labels(root)[2], len(ctx.test)
     if size == n:
         return None
-    config = ctx.run_dir / "config.yaml"
-    data = yaml.safe_load(config.read_text()).get("data", {}) if config.is_file() else {}
-    if size < n or data.get("test_subset") != n:
+    drawn, seed = ctx.test_draw or (None, 0)
+    if size < n or drawn != n:
         raise BenchError(f"{KEY}.root: {root} holds {size} images per severity but the run's test split has {n}; "
                          f"expected the full test set the split was drawn from")
     positions = torch.arange(size)
-    return Split(positions, positions).subset(n, data.get("subset_seed", 0)).y.numpy()
+    return Split(positions, positions).subset(n, seed).y.numpy()
 
 
 def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -> str:
