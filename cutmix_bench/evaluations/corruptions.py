@@ -18,7 +18,7 @@ from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
-from ..corruptions import CORRUPTIONS
+from ..corruptions import BENCHMARK, CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
@@ -133,8 +133,8 @@ class Corruptions(Evaluation):
 def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
     """(metric, column label, sentence defining it) of the mean over benchmark cells in `rows`."""
     if (rows["metric"] == "mce").any():
-        return "mce", "mCE", ("mCE = plain mean error over the 15 benchmark corruptions x 5 severities (AugMix / "
-                              "RobustBench convention for CIFAR; no AlexNet normalisation).")
+        return "mce", "mCE", (f"mCE = plain mean error over the {len(BENCHMARK)} benchmark corruptions x 5 severities "
+                              "(AugMix / RobustBench convention for CIFAR; no AlexNet normalisation).")
     if (rows["metric"] == "mean_err").any():
         cells = int(rows.loc[rows["metric"] == "mean_err", "cells"].max())
         return "mean_err", f"Mean err ({cells} cells)", (f"Mean err = plain mean error over the {cells} evaluated "
