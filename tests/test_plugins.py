@@ -173,6 +173,8 @@ def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
     result = cli("list", "--plugin", "my_plugins.py", cwd=user_repo)
     assert result.returncode == 0, result.stderr
     assert "user_halfmix" in result.stdout and "user_mlp" in result.stdout and "user_stripes" in result.stdout
+    assert "  user_invert        extra (reported apart, never in the mCE)" in result.stdout  # after the built-ins
+    assert result.stdout.index("saturate") < result.stdout.index("user_invert")
 
 
 @pytest.mark.parametrize("plugin,expected", [
