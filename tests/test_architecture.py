@@ -20,7 +20,7 @@ LAYERS = [
     ("ood", "cifar_c"),
     ("evaluations",),
     ("components", "training", "user_mixing"),
-    ("suite_file", "suite_data", "setups", "provenance", "summary", "report"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
     ("runner", "plan", "compare"),
     ("cli", "__main__", ""),
 ]
