@@ -3,9 +3,9 @@ no number: run the same suite with the old and the new code into two output_dirs
 
     python benchmarks/same_results.py /tmp/before /tmp/after
 
-compares results.csv (less the timing rows), report.md (timing, command, commit and start lines masked), every
-CSV under tables/, every run's eval/*.csv, log.csv (less its seconds column) and saved OOD scores, and the
-figures byte for byte. Prints one line per file that differs and exits 1 if any does.
+compares results.csv and every run's eval/*.csv (less the timing rows), report.md (timing, command, commit and
+start lines masked), every CSV under tables/, every run's log.csv (less its seconds column) and saved OOD scores,
+and the figures byte for byte. Prints one line per file that differs and exits 1 if any does.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def scores(path: Path) -> str:
 
 def compare(a: Path, b: Path) -> list[str]:
     pairs = [("results.csv", results), ("report.md", report)]
-    for pattern, reader in (("tables/*.csv", Path.read_text), ("runs/*/eval/*.csv", Path.read_text),
+    for pattern, reader in (("tables/*.csv", Path.read_text), ("runs/*/eval/*.csv", results),
                             ("runs/*/log.csv", epoch_log), ("runs/*/ood_scores.npz", scores),
                             ("figures/*.png", Path.read_bytes)):
         names = {str(p.relative_to(a)) for p in a.glob(pattern)} | {str(p.relative_to(b)) for p in b.glob(pattern)}
