@@ -28,8 +28,25 @@ def results(path: Path) -> str:
 
 
 def report(path: Path) -> str:
-    lines = path.read_text().splitlines()
-    return "\n".join(re.sub(r"\d", "#", line) if any(m in line for m in MASKED_ROWS) else line for line in lines)
+    """Table cells stripped (a timing cell changes the padding of its whole table), the masked header rows and
+    every column whose heading names a time reduced to their names."""
+    lines, timed = [], set()
+    for line in path.read_text().splitlines():
+        if not line.startswith("|"):
+            lines.append(line)
+            timed = set()
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] in MASKED_ROWS:
+            cells = cells[:1]
+        elif all(re.fullmatch(r":?-+:?", cell) for cell in cells):  # the rule under a heading: its width varies
+            cells = ["---"] * len(cells)
+        elif not timed and any(re.search(r"\btime\b", cell, re.IGNORECASE) for cell in cells):
+            timed = {i for i, cell in enumerate(cells) if re.search(r"\btime\b", cell, re.IGNORECASE)}
+        else:
+            cells = ["" if i in timed else cell for i, cell in enumerate(cells)]
+        lines.append("|".join(cells))
+    return "\n".join(lines)
 
 
 def epoch_log(path: Path) -> str:
