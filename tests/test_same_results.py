@@ -23,8 +23,8 @@ def results_dir(root: Path, train_minutes: float, value: float, started: str) ->
     (root / "runs" / "a-s0" / "eval").mkdir(parents=True)
     pd.DataFrame({"run": ["a-s0"] * 2, "evaluation": ["train", "clean"], "metric": ["train_minutes", "top1_err"],
                   "value": [train_minutes, value]}).to_csv(root / "results.csv", index=False)
-    (root / "report.md").write_text(f"| **Started** | {started} |\n\n| Method | Err | Train time (min) |\n|---|---|---|\n"
-                                    f"| A | {value:.2f} | {train_minutes:.2f} |\n")
+    table = f"| Method | Err | Train time (min) |\n|---|---|---|\n| A | {value:.2f} | {train_minutes:.2f} |\n"
+    (root / "report.md").write_text(f"| **Started** | {started} |\n\n{table}")
     log = pd.DataFrame({"epoch": [0], "test_acc": [0.5], "seconds": [train_minutes]})
     log.to_csv(root / "runs" / "a-s0" / "log.csv", index=False)
     return root
