@@ -7,7 +7,8 @@ and Lightning:
     suite = cb.load_suite("suites/smoke.yaml", ["train.epochs=2"])
     out, failures = cb.run_suite(suite)
 
-and the registries a plug-in adds its components to: `METHODS`, `MODELS`, `DATASETS`, `EVALUATIONS`, `SCORES`.
+and the registries a plug-in adds its components to: `METHODS`, `MODELS`, `DATASETS`, `EVALUATIONS`, `SCORES`,
+`CORRUPTIONS` (`register_corruption`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_suite": "suite_file", "Suite": "config", "run_suite": "runner", "load_plugins": "plugins",
     "METHODS": "methods", "MODELS": "models", "DATASETS": "data", "EVALUATIONS": "evaluations",
-    "SCORES": "ood.scores", "BenchError": "errors",
+    "SCORES": "ood.scores", "CORRUPTIONS": "corruptions", "register_corruption": "corruptions", "BenchError": "errors",
 }
 __all__ = ["__version__", *_EXPORTS]
 

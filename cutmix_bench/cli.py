@@ -76,12 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
     corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
     corrupt.add_argument("--out", type=Path, required=True, help="output directory")
-    corrupt.add_argument("--params", choices=["cifar", "imagenet"], default="cifar",
-                         help="CIFAR-C (32x32) or ImageNet-C corruption parameters (default cifar)")
+    corrupt.add_argument("--params", choices=["cifar", "imagenet", "imagenet-fast"], default="cifar",
+                         help="CIFAR-C (32x32) parameters (default), ImageNet-C parameters through the "
+                              "imagecorruptions package, or ImageNet-C parameters through this project's batched "
+                              "code (about 11x faster, checked against imagecorruptions)")
     corrupt.add_argument("--seed", type=int, default=0)
     corrupt.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
-    corrupt.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
+    corrupt.add_argument("--corruptions", help="comma-separated subset (default: all registered, 19 built in)")
     corrupt.add_argument("--severities", default="1,2,3,4,5", help="comma-separated subset of 1..5")
+    corrupt.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                         help="also import this plug-in, e.g. one registering a corruption (repeatable)")
     return parser
 
 
@@ -173,7 +177,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .corruptions import ALL, CATEGORY, EXTRA
+    from . import corruptions
     from .data import DATASETS
     from .evaluations import EVALUATIONS
     from .methods import METHODS
@@ -192,8 +196,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             if getattr(factory, "reference", ""):  # a method's paper and official code, on its own line
                 print(f"  {'':<16}   {factory.reference}")
     print("corruptions (Hendrycks & Dietterich, ICLR 2019):")
-    for name in ALL:
-        print(f"  {name:<18} {CATEGORY[name]}{' (reported apart, never in the mCE)' if name in EXTRA else ''}")
+    for name, category in corruptions.CATEGORY.items():
+        print(f"  {name:<18} {category}{' (reported apart, never in the mCE)' if category == 'extra' else ''}")
     return 0
 
 
@@ -208,7 +212,9 @@ def describe(factory: Any, shared_module: bool) -> str:
 
 def cmd_corrupt(args: argparse.Namespace) -> int:
     from .cifar_c.generate import generate_test_set
+    from .plugins import load_plugins
 
+    load_plugins(args.plugins)
     names = args.corruptions.split(",") if args.corruptions else None
     try:
         severities = [int(s) for s in args.severities.split(",")]

@@ -8,8 +8,8 @@ import time
 
 import torch
 
+from .components import components
 from .config import Suite
-from .evaluations import EVALUATIONS
 from .rundir import RunDir, output_dir, suite_runs
 
 
@@ -30,10 +30,8 @@ def probe_seconds(suite: Suite, num_classes: int, shape: tuple[int, ...], device
                   steps: int = 2) -> tuple[float, float]:
     """(training seconds per image, inference seconds per image) of the suite's model: the mean of `steps`
     steps on a batch of up to 16 random images after one warm-up step."""
-    from .models import create_model
-
     torch.manual_seed(0)
-    model = create_model(suite.model.name, num_classes, "model", **suite.model.params).to(device)
+    model = components(suite).model(num_classes).to(device)
     batch = min(16, suite.train.batch_size)
     height, width, channels = shape
     x = torch.rand(batch, channels, height, width, device=device)
@@ -74,9 +72,8 @@ def dry_run(suite: Suite, jobs: int) -> str:
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]
     shape = tuple(test.x.shape[1:])
-    plans = {label: EVALUATIONS.create(name, f"evaluations.{label}", **params).plan(len(test), max(shape[:2]),
-                                                                                      device.type)
-             for label, (name, params) in ((lb, suite.evaluation_spec(lb)) for lb in suite.evaluations)}
+    plans = {label: evaluation.plan(len(test), max(shape[:2]), device.type)
+             for label, evaluation in components(suite).evaluations.items()}
     lines.append("evaluations (per run):")
     lines += [f"  {name:<12} {plan.text}" for name, plan in plans.items()]
     if device.type == "cpu":  # as the runner: one thread per worker process

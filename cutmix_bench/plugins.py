@@ -23,6 +23,7 @@ from types import ModuleType
 from .errors import BenchError
 
 ENTRY_POINT_GROUP = "cutmix_bench.plugins"
+FILE_MODULE_PREFIX = "cutmix_bench_plugin_"  # the module name of a plug-in imported from a .py file
 
 
 def load_plugins(specs: Sequence[str] = ()) -> list[ModuleType]:
@@ -43,7 +44,7 @@ def import_plugin(spec: str) -> ModuleType:
     path = Path(spec).resolve()
     if not path.is_file():
         raise BenchError(f"plugins: {spec}: file not found")
-    name = f"cutmix_bench_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    name = f"{FILE_MODULE_PREFIX}{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     if name in sys.modules:
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, path)
@@ -55,6 +56,13 @@ def import_plugin(spec: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def plugin_spec(module: ModuleType) -> str:
+    """The spec that imports `module` again in another process: its file for a plug-in imported from a file
+    (or a script), else its name."""
+    file_imported = module.__name__.startswith(FILE_MODULE_PREFIX) or module.__name__ == "__main__"
+    return str(module.__file__) if file_imported else module.__name__
 
 
 def _guarded(what: str, load) -> ModuleType:

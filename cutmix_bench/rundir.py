@@ -48,7 +48,11 @@ class RunDir:
 
     @classmethod
     def of(cls, out: Path, run: Run) -> RunDir:
-        return cls(out / "runs" / run.name)
+        return cls.named(out, run.name)
+
+    @classmethod
+    def named(cls, out: Path, name: str) -> RunDir:
+        return cls(out / "runs" / name)
 
     @property
     def name(self) -> str:

@@ -21,18 +21,17 @@ import pandas as pd
 import torch
 import yaml
 
+from .components import components
 from .config import Suite
 from .data import Dataset, Split
 from .errors import BenchError
-from .evaluations import EVALUATIONS, EvalContext
+from .evaluations import EvalContext
 from .evaluations.figures import training_inputs
 from .executors import create_executor
 from .executors.state import held_by_job, write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
-from .methods import create_method
-from .models import create_model
 from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
@@ -57,7 +56,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                  cache_dir: Path) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/."""
     dataset, train, test = data
-    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    model = components(suite).model(dataset.num_classes)
     state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
@@ -65,22 +64,26 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
         model = model.to(memory_format=torch.channels_last)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last)
+                      channels_last=suite.train.channels_last, test_draw=test_draw(suite))
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     rows = []
-    for label in suite.evaluations:
-        name, params = suite.evaluation_spec(label)
+    for label, evaluation in components(suite).evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
             log.info("%s: evaluation %s", run.name, label)
             started = time.perf_counter()
-            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
+            result = pd.DataFrame(evaluation.run(ctx))
             record(folder.path, seconds={label: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{label}")
             result.insert(0, "evaluation", label)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
+
+
+def test_draw(suite: Suite) -> tuple[int, int] | None:
+    """How the run's test split was drawn from the dataset's test set (`EvalContext.test_draw`)."""
+    return None if suite.data.test_subset is None else (suite.data.test_subset, suite.data.subset_seed)
 
 
 def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, out: Path) -> None:
@@ -253,9 +256,7 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
     dataset, train, _ = data
     count = min(count, len(train))
     methods = {}
-    for label in suite.methods:
-        name, params = suite.method_spec(label)
-        method = create_method(name, f"methods.{label}", **params)
+    for label, method in components(suite).methods.items():
         if hasattr(method, "set_normalisation"):  # AugMix: shown as one of its views
             method.set_normalisation(dataset.mean, dataset.std)
         if method.input_space or hasattr(method, "loss"):  # hidden-feature mixing and PuzzleMix need the model

@@ -1,24 +1,20 @@
-"""Reading a suite file: YAML -> path resolution -> `--set` overrides -> schema -> plug-ins -> component
-check. Every mistake becomes one BenchError naming the key path and what was expected; component names and
-parameters (dataset, model, methods, evaluations) are checked by building them once, before any training."""
+"""Reading a suite file: YAML -> path resolution -> `--set` overrides -> schema -> plug-ins -> components.
+Every mistake becomes one BenchError naming the key path and what was expected; component names and
+parameters (dataset, model, methods, evaluations) are checked by building them once, before any training
+(`components.py`; the runner uses what was built here)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from .config import Suite, apply_override, check_name, parse_yaml, resolve_paths, short_repr
-from .data import DATASETS
+from .components import components
+from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
-from .evaluations import EVALUATIONS
-from .methods import create_method
-from .models import MODELS
 from .plugins import load_plugins, resolve_plugin_files
-from .registry import check_kwargs
 
 
 def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
@@ -58,28 +54,5 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
             got = ""  # our messages quote the value themselves
         raise BenchError(f"{source}: {key}: {message}{got}") from None
     load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
-    check_components(suite)
+    components(suite)  # built once here: that is the check, and the runner uses them
     return suite
-
-
-def check_components(suite: Suite) -> None:
-    """Names and parameters of the dataset, model, methods and evaluations, checked without loading
-    data or building models."""
-    dataset = DATASETS.get(suite.data.name, "data.name")
-    check_kwargs(dataset, suite.data.params, "data.params")
-    given = {"root": suite.data.root, "download": suite.data.download or None}  # what the runner passes
-    check_kwargs(dataset, {k: v for k, v in given.items() if v is not None}, "data")
-
-    if not suite.methods:
-        raise BenchError("methods: expected at least one method")
-    for label in suite.methods:
-        check_name(label, "methods")
-        name, params = suite.method_spec(label)
-        create_method(name, f"methods.{label}", **params)
-    for label in suite.evaluations:
-        name, params = suite.evaluation_spec(label)
-        EVALUATIONS.create(name, f"evaluations.{label}", **params)
-    if not suite.model.name.startswith("timm:"):
-        check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
-    elif importlib.util.find_spec("timm") is None:
-        raise BenchError(f"model.name: {suite.model.name} needs timm, which is not installed (pip install timm)")

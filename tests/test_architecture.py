@@ -1,6 +1,7 @@
-"""The import map of the package: no cycles, function-local imports included (they hide cycles, not remove
-them). A module importing its own package's `__init__` (the registry pattern: `from . import METHODS`) is not
-an arrow: the package face imports its members to register them."""
+"""The import map of the package: no cycles and no import from a lower layer to a higher one (docs/ARCHITECTURE.md),
+function-local imports included (they hide cycles, not remove them). A module importing its own package's
+`__init__` (the registry pattern: `from . import METHODS`) is not an arrow: the package face imports its members
+to register them."""
 
 from __future__ import annotations
 
@@ -8,16 +9,31 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cutmix_bench"
+# Bottom to top; a module may import its own layer and those below. Keys: top-level modules or sub-packages of
+# cutmix_bench ("" = the package face, cutmix_bench/__init__.py). The same table is drawn in docs/ARCHITECTURE.md.
+LAYERS = [
+    ("errors",),
+    ("io", "faults", "intervals", "registry", "plugins", "logs"),
+    ("config",),
+    ("rundir",),
+    ("data", "models", "methods", "corruptions", "robustness"),
+    ("ood", "cifar_c"),
+    ("evaluations",),
+    ("components", "training", "user_mixing"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
+    ("runner", "plan", "compare"),
+    ("cli", "__main__", ""),
+]
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path, modules: set[str]) -> set[str]:
+def imported_modules(path: Path, modules: set[str], root: Path = PACKAGE) -> set[str]:
     """The package modules that `path` imports anywhere in its body (resolved to files, not names)."""
-    name = module_name(path)
+    name = module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -35,9 +51,9 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     return {m for m in found if not (name.startswith(m + ".") or m == name)}
 
 
-def import_graph() -> dict[str, set[str]]:
-    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: imported_modules(path, set(files)) for name, path in files.items()}
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    files = {module_name(p, root): p for p in root.rglob("*.py")}
+    return {name: imported_modules(path, set(files), root) for name, path in files.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -72,6 +88,46 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def layer_of(module: str, layers: list[tuple[str, ...]] = LAYERS) -> int | None:
+    top = module.removeprefix("cutmix_bench").removeprefix(".").split(".")[0]
+    return next((i for i, names in enumerate(layers) if top in names), None)
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[tuple[str, ...]] = LAYERS) -> list[str]:
+    """Every arrow from a module to one in a higher layer, and every module in no layer."""
+    found = [f"{m}: in no layer" for m in sorted(graph) if layer_of(m, layers) is None]
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            low, high = layer_of(module, layers), layer_of(target, layers)
+            if low is not None and high is not None and high > low:
+                found.append(f"{module} (layer {low}) imports {target} (layer {high})")
+    return found
+
+
+def test_the_layer_checker_finds_an_upward_import(tmp_path: Path) -> None:
+    """On a fake package: a function-local import from the base up to the command line is found, and so is a
+    module that no layer names."""
+    fake = tmp_path / "cutmix_bench"
+    (fake / "sub").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "errors.py").write_text("def f():\n    from .cli import main\n")
+    (fake / "cli.py").write_text("from .errors import f\nfrom .sub import leaf\n")
+    (fake / "sub" / "__init__.py").write_text("")
+    (fake / "sub" / "leaf.py").write_text("from .. import errors\n")
+    graph = import_graph(fake)
+    assert graph["cutmix_bench.errors"] == {"cutmix_bench.cli"}
+    layers = [("errors",), ("sub",), ("cli", "")]
+    assert upward_imports(graph, layers) == ["cutmix_bench.errors (layer 0) imports cutmix_bench.cli (layer 2)"]
+    assert upward_imports(graph, [("errors",), ("cli", "")])[:2] == ["cutmix_bench.sub: in no layer",
+                                                                     "cutmix_bench.sub.leaf: in no layer"]
+
+
+def test_no_import_goes_up_a_layer() -> None:
+    graph = import_graph()
+    assert "cutmix_bench.corruptions.apply" in graph, "the import map was not read"
+    assert upward_imports(graph) == []
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
@@ -90,3 +146,39 @@ def test_every_module_imports() -> None:
     for name in sorted(import_graph()):
         if name != "cutmix_bench.__main__":
             importlib.import_module(name)
+
+
+def test_components_are_built_once_per_suite(tmp_path: Path, monkeypatch) -> None:
+    """Validation builds every method and evaluation once; training, evaluation, the training-inputs figure
+    and the report build none again. The model factory runs once per use (training, then loading the
+    checkpoint): fresh weights per run."""
+    import yaml
+
+    from cutmix_bench import components as components_module
+    from cutmix_bench.registry import Registry
+    from cutmix_bench.runner import run_suite
+    from cutmix_bench.suite_file import validate
+
+    from helpers import tiny_suite
+
+    built: list[tuple[str, str]] = []
+    create = Registry.create
+
+    def counting(self, name, key=None, /, **kwargs):
+        built.append((self.kind, key))
+        return create(self, name, key, **kwargs)
+
+    monkeypatch.setattr(Registry, "create", counting)
+    model_factory = components_module.create_model
+    monkeypatch.setattr(components_module, "create_model", lambda *a, **k: built.append(("factory", "model"))
+                        or model_factory(*a, **k))
+    raw = yaml.safe_load(tiny_suite(tmp_path, train={"epochs": 1, "batch_size": 64, "threads": 1},
+                                    evaluations={"clean": {}, "top": {"evaluation": "clean"}}).read_text())
+    suite = validate(raw)
+    expected = [("method", "methods.baseline"), ("method", "methods.cutmix"), ("evaluation", "evaluations.clean"),
+                ("evaluation", "evaluations.top")]
+    assert [b for b in built if b[0] != "dataset"] == expected
+    _, failures = run_suite(suite)
+    assert failures == {}
+    assert [b for b in built if b[0] not in ("dataset", "model", "factory")] == expected
+    assert built.count(("factory", "model")) == 4  # 2 runs x (train, evaluate)

@@ -235,14 +235,14 @@ def test_report_tables_are_mean_and_std_over_seeds(tmp_path: Path) -> None:
 
 
 def test_official_directory_follows_the_runs_test_subset(tmp_path: Path) -> None:
+    """The context says how the split was drawn (`test_draw`); no file of the run folder is read."""
     official_dir(tmp_path / "c", n=8)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("data: {test_subset: 3, subset_seed: 4}\n")
     positions = torch.arange(8)
     expected = Split(positions, positions).subset(3, 4).y.numpy()
-    ctx = SimpleNamespace(test=Split(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.zeros(3)), run_dir=run_dir)
+    ctx = SimpleNamespace(test=Split(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.zeros(3)), test_draw=(3, 4),
+                          run_dir=tmp_path / "no-such-folder")
     assert np.array_equal(subset_rows(tmp_path / "c", ctx), expected)
+    assert not np.array_equal(expected, Split(positions, positions).subset(3, 5).y.numpy())  # the seed matters
     ctx.test = Split(torch.zeros(5, 32, 32, 3, dtype=torch.uint8), torch.zeros(5))
     with pytest.raises(BenchError, match="holds 8 images per severity but the run's test split has 5"):
         subset_rows(tmp_path / "c", ctx)

@@ -19,6 +19,7 @@ from PIL import Image
 from cutmix_bench import corruptions as C
 from cutmix_bench.corruptions import blur, digital, imagecorruptions_compat, parallel
 from cutmix_bench.corruptions.params import CIFAR, IMAGENET
+from cutmix_bench.corruptions.registry import CorruptionRegistry
 from cutmix_bench.errors import BenchError
 
 # no randomness at all: equal outputs for any two generators
@@ -152,8 +153,8 @@ def test_distance_grows_with_severity(real_images: np.ndarray) -> None:
 
 
 def _reference_and_own(name: str, severity: int, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`imagecorruptions` (ImageNet-C parameters) and this implementation with the same parameters, image i under
-    np.random.seed(i) for both."""
+    """`imagecorruptions` (ImageNet-C parameters) and this implementation with the same parameters
+    (`params="imagenet-fast"`), image i under np.random.seed(i) for both."""
     ic = imagecorruptions_compat.load()
     reference, own = [], []
     for i, image in enumerate(images):
@@ -161,8 +162,7 @@ def _reference_and_own(name: str, severity: int, images: np.ndarray) -> tuple[np
         reference.append(ic.corrupt(image, severity=severity, corruption_name=name))
         np.random.seed(i)
         rng = imagecorruptions_compat.legacy_child_rng() if name == "impulse_noise" else LegacyRng()
-        out = C.OPS[name](image[None], IMAGENET[name][severity - 1], rng, "imagenet")
-        own.append(out.astype(np.uint8)[0])
+        own.append(C.corrupt(name, image[None], severity, rng, "imagenet-fast")[0])  # the path users get
     return np.array(reference), np.array(own)
 
 
@@ -178,6 +178,37 @@ def test_fidelity_to_imagecorruptions(name: str, photos: np.ndarray) -> None:
             assert diff.max() <= 1 and (diff > 0).mean() <= 0.005, (severity, diff.max(), (diff > 0).mean())
         else:
             assert diff.max() == 0, (severity, diff.max(), (diff > 0).mean())
+
+
+def test_imagenet_fast_runs_the_own_code_with_the_imagenet_table(images: np.ndarray) -> None:
+    """imagenet-fast = this project's function on the ImageNet-C row; elastic_transform, which has no ImageNet-C row
+    of its own, is `imagecorruptions` itself (params="imagenet"); the CIFAR row differs."""
+    for name in ("fog", "glass_blur", "saturate"):
+        own = C.OPS[name](images, IMAGENET[name][2], np.random.default_rng(4), "imagenet").astype(np.uint8)
+        assert np.array_equal(C.corrupt(name, images, 3, np.random.default_rng(4), "imagenet-fast"), own)
+        assert not np.array_equal(C.corrupt(name, images, 3, np.random.default_rng(4), "cifar"), own)
+    fast = C.corrupt("elastic_transform", images[:2], 2, np.random.default_rng(1), "imagenet-fast")
+    assert np.array_equal(fast, C.corrupt("elastic_transform", images[:2], 2, np.random.default_rng(1), "imagenet"))
+
+
+def test_registry_orders_checks_and_describes() -> None:
+    """Release order first (benchmark, then extras), other names in registration order; bad registrations
+    raise; each corruption carries its category, extra flag, short name and both tables."""
+    reg = CorruptionRegistry()
+    for name, category, extra in [("mine_b", "blur", False), ("saturate", "digital", True), ("mine_a", "noise", True),
+                                  ("fog", "weather", False), ("gaussian_noise", "noise", False)]:
+        reg.register(name, category=category, extra=extra, cifar=[1] * 5)(lambda x, c, rng, variant: x)
+    assert reg.names() == ["gaussian_noise", "fog", "mine_b", "saturate", "mine_a"]
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("fog", category="weather", cifar=[1] * 5)
+    with pytest.raises(ValueError, match="category 'rain'"):
+        reg.register("rain", category="rain", cifar=[1] * 5)
+    with pytest.raises(ValueError, match="imagenet has 4 severities"):
+        reg.register("rain", category="weather", cifar=[1] * 5, imagenet=[1] * 4)
+    entry = C.CORRUPTIONS["brightness"]
+    assert (entry.category, entry.extra, entry.short, entry.fn) == ("weather", False, "Bright", digital.brightness)
+    assert entry.tables == {"cifar": tuple(CIFAR["brightness"]), "imagenet": tuple(IMAGENET["brightness"])}
+    assert C.PARAMS == ("cifar", "imagenet", "imagenet-fast")
 
 
 def test_glass_blur_fast_path_equals_sequential_copies() -> None:

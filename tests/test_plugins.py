@@ -1,14 +1,16 @@
-"""Plug-ins from the user's own folder: a method, model, dataset, OOD score (with a fit stage) and evaluation,
-each defined in a file outside the package, run through `cutmix-bench run --jobs 2` (spawned workers must
+"""Plug-ins from the user's own folder: a method, model, dataset, OOD score (with a fit stage), evaluation and
+corruption, each defined in a file outside the package, run through `cutmix-bench run --jobs 2` (spawned workers must
 import them too), plus evaluation labels and the one-line errors of a broken plug-in."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cutmix_bench.corruptions import register_corruption
 from cutmix_bench.data import DATASETS, Dataset
 from cutmix_bench.data.base import as_split, channel_stats
 from cutmix_bench.evaluations import EVALUATIONS, Evaluation
@@ -79,6 +82,12 @@ class Centroid(Score):
         return (-torch.cdist(logits.double(), self.centres.double()).min(1).values).numpy()
 
 
+@register_corruption("user_invert", category="digital", extra=True, short="Invert", cifar=[0.2, 0.4, 0.6, 0.8, 1.0])
+def invert(x, c, rng, variant):
+    """Blend towards the negative image, plus a little seeded noise."""
+    return np.clip((1 - c) * x + c * (255.0 - x) + rng.normal(0, 2, x.shape), 0, 255)
+
+
 @EVALUATIONS.register("user_confidence")
 class MeanConfidence(Evaluation):
     title = "Mean confidence"
@@ -112,6 +121,7 @@ evaluations:
   confidence_x1: {evaluation: user_confidence, scale: 1.0}
   ood: {near: [{name: synthetic, label: syn, params: {num_classes: 4, size: 16, train_size: 10, test_size: 64}}],
         far: [gaussian], scores: [msp, user_centroid]}
+  corruptions: {corruptions: [user_invert, contrast], severities: [1, 5]}
 '''
 
 
@@ -142,12 +152,29 @@ def test_every_plugin_kind_runs_through_the_cli_with_two_workers(user_repo: Path
     report = (user_repo / "out" / "report.md").read_text()
     assert "## Mean confidence\n\n2 rows from 2 runs" in report  # the label that is the evaluation's name
     assert "## Mean confidence (`confidence_x1`)\n\n2 rows from 2 runs" in report
+    invert = rows[(rows["metric"] == "top1_err") & (rows["subset"] == "user_invert")]
+    assert sorted(invert["level"]) == [1, 1, 5, 5] and set(rows.loc[rows["metric"] == "extra_err", "cells"]) == {2}
+    assert re.search(r"^\| Invert +\|", report, re.M) and re.search(r"^\| Contrast +\|", report, re.M)
+
+
+def test_a_plugin_corruption_is_generated_by_two_worker_processes(user_repo: Path) -> None:
+    """`cutmix-bench corrupt --plugin`: the spawned corruption workers import the plug-in file too, and the
+    files equal a one-process generation byte for byte."""
+    for workers in ("1", "2"):
+        result = cli("corrupt", "--plugin", "my_plugins.py", "--dataset", "user_stripes", "--out", f"c{workers}",
+                     "--corruptions", "user_invert,contrast", "--workers", workers, cwd=user_repo)
+        assert result.returncode == 0, result.stderr[-2000:]
+    one, two = (np.load(user_repo / f"c{w}" / "user_invert.npy") for w in "12")
+    assert one.shape == (5 * 64, 16, 16, 3) and np.array_equal(one, two)
+    assert not np.array_equal(one[:64], one[-64:])  # severity 1 and 5 differ
 
 
 def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
     result = cli("list", "--plugin", "my_plugins.py", cwd=user_repo)
     assert result.returncode == 0, result.stderr
     assert "user_halfmix" in result.stdout and "user_mlp" in result.stdout and "user_stripes" in result.stdout
+    assert "  user_invert        extra (reported apart, never in the mCE)" in result.stdout  # after the built-ins
+    assert result.stdout.index("saturate") < result.stdout.index("user_invert")
 
 
 @pytest.mark.parametrize("plugin,expected", [

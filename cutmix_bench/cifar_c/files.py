@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..corruptions.registry import SEVERITIES
 from ..errors import BenchError
 from ..io import atomic_write, write_text
 
-SEVERITIES = (1, 2, 3, 4, 5)
 LABELS = "labels.npy"
 METADATA = "metadata.json"
 

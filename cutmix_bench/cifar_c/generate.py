@@ -10,6 +10,7 @@ temporary file and renamed into place, so a crash never leaves a partial file.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import multiprocessing
 import os
 import time
@@ -22,29 +23,27 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from .. import corruptions as package
+from ..corruptions import CORRUPTIONS, PARAMS, corrupt_all
 from ..errors import BenchError
 from .files import LABELS, SEVERITIES, read_metadata, save_npy, write_metadata
 
 
 def corruption_names() -> tuple[str, ...]:
-    from ..corruptions import ALL
-
-    return tuple(ALL)
+    return tuple(CORRUPTIONS.names())
 
 
 def params_names() -> tuple[str, ...]:
-    from ..corruptions import PARAMS
-
     return tuple(PARAMS)
 
 
 def code_version() -> str:
-    """Package version + hash of the corruption code and of this module (the seeding scheme), so any
-    change to the algorithms invalidates caches made by older code."""
-    from .. import corruptions
-
+    """Package version + hash of the corruption code, of this module (the seeding scheme) and of the plug-in
+    files that registered corruptions, so any change to the algorithms invalidates caches made by older code."""
     digest = hashlib.sha256()
-    sources = sorted(Path(corruptions.__file__).parent.rglob("*.py")) + [Path(__file__)]
+    plugins = {inspect.getsourcefile(CORRUPTIONS[name].fn) for name in corruption_names()}
+    own = set(Path(package.__file__).parent.rglob("*.py"))
+    sources = sorted(own) + [Path(__file__)] + sorted({Path(p) for p in plugins if p} - own)
     for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:12]}"
@@ -86,17 +85,14 @@ def write_corruptions(out: Path, images: np.ndarray, corruptions: list[str], sev
     """Write `<corruption>.npy` for each name, holding the blocks of `severities` in that order, and
     return each file's sha256. All 5 severities are computed (`corrupt_all`); a block's bytes do not
     depend on which others are kept."""
-    from ..corruptions import SEVERITIES as COMPUTED
-    from ..corruptions import corrupt_all
-
-    keep = [COMPUTED.index(s) for s in severities]
+    keep = [SEVERITIES.index(s) for s in severities]
     if workers > 1 and multiprocessing.current_process().daemon:
         workers = 1  # e.g. inside a suite's worker pool (`jobs`): daemonic processes may not start children
     digests = {}
     with closing(corrupt_all(images, seed, params, corruptions, workers)) as arrays:
         for name, array in arrays:
-            if len(keep) < len(COMPUTED):
-                blocks = array.reshape(len(COMPUTED), len(images), *images.shape[1:])[keep]
+            if len(keep) < len(SEVERITIES):
+                blocks = array.reshape(len(SEVERITIES), len(images), *images.shape[1:])[keep]
                 array = blocks.reshape(-1, *images.shape[1:])
             digests[f"{name}.npy"] = save_npy(out / f"{name}.npy", array)
     return digests

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import intervals
-
-CATEGORIES = ("noise", "blur", "weather", "digital")
+from .. import corruptions, intervals
+from ..corruptions.registry import CATEGORIES
 
 
 def summary_rows(cells: pd.DataFrame, clean_err: float, replicates: np.ndarray | None = None,
@@ -29,8 +28,7 @@ def summary_rows(cells: pd.DataFrame, clean_err: float, replicates: np.ndarray |
     With bootstrap `replicates` of the cell errors ([resamples, len(cells)], columns in the order of
     `cells`' rows, the `n` test images resampled jointly across cells) and of the clean error, each row also
     gets n / ci_low / ci_high: the percentile interval of the same mean over each resample."""
-    from ..corruptions import BENCHMARK, CATEGORY, EXTRA
-
+    BENCHMARK, CATEGORY, EXTRA = corruptions.BENCHMARK, corruptions.CATEGORY, corruptions.EXTRA  # plug-ins included
     cells = cells.reset_index(drop=True)
 
     def summary(metric: str, part: pd.DataFrame, relative: bool = False, **keys: Any) -> dict[str, Any]:

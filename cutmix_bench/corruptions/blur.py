@@ -15,6 +15,8 @@ import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
+from .registry import register_corruption
+
 _MAGICK_PI = 3.14159265358979323846264338327950288419716939937510  # magick/image-private.h
 _MAGICK_SQ2PI = 2.50662827463100024161235523934010416269302368164062
 _DROPPED = np.iinfo(np.int64).min  # marks a tap `imagecorruptions` leaves out (no real offset has this value)
@@ -27,6 +29,8 @@ def gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float
     return ndi.gaussian_filter(x, sigmas, mode=mode, truncate=truncate)
 
 
+@register_corruption("gaussian_blur", category="blur", extra=True, short="G. blur",  # sigma in pixels
+                     cifar=[0.4, 0.6, 0.7, 0.8, 1.0], imagenet=[1, 2, 3, 4, 6])
 def gaussian_blur(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
     return np.clip(gaussian(x / 255.0, c), 0, 1) * 255
 
@@ -52,6 +56,9 @@ def _glass_shuffle(x: np.ndarray, offsets: np.ndarray, delta: int) -> None:
             x[batch, r, col] = x[batch, r + dy[:, i, j], col + dx[:, i, j]]
 
 
+@register_corruption("glass_blur", category="blur", short="Glass",  # sigma, max_delta, iterations
+                     cifar=[(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
+                     imagenet=[(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)])
 def glass_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     sigma, delta, iterations = c
     n, h, w, _ = x.shape
@@ -76,6 +83,9 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     return cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
 
 
+@register_corruption("defocus_blur", category="blur", short="Defocus",  # disk radius, alias blur
+                     cifar=[(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
+                     imagenet=[(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)])
 def defocus_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """OpenCV `filter2D` with the disk kernel, float64, border reflect-101, as the reference; one call per image
     for its 3 channels gives the reference's per-channel results bit for bit (and is faster)."""
@@ -206,6 +216,9 @@ def imagemagick_motion_blur(x: np.ndarray, radius: float, sigma: float, angles: 
     return np.floor(out, out=out)
 
 
+@register_corruption("motion_blur", category="blur", short="Motion",  # radius, sigma (ImageMagick convention)
+                     cifar=[(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+                     imagenet=[(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)])
 def motion_blur(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """CIFAR-10-C called ImageMagick's MotionBlurImage through Wand; the CIFAR variant evaluates ImageMagick's own
     arithmetic (`imagemagick_motion_blur`, byte-identical to Wand, tests/test_imagemagick.py). `imagecorruptions`
@@ -251,6 +264,11 @@ def zoom_blur_operator(h: int, w: int, zooms: tuple[float, ...], trim: str) -> s
     return (total / (len(zooms) + 1)).tocsr()
 
 
+@register_corruption("zoom_blur", category="blur", short="Zoom",  # zoom factors averaged
+                     cifar=[np.arange(1, 1.06, 0.01), np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01),
+                            np.arange(1, 1.21, 0.01), np.arange(1, 1.26, 0.01)],
+                     imagenet=[np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.02),
+                               np.arange(1, 1.26, 0.02), np.arange(1, 1.31, 0.03)])
 def zoom_blur(x: np.ndarray, c: np.ndarray, rng, variant: str) -> np.ndarray:
     """Mean of the image and its centre zooms; the reference sums float32 layers, this applies the summed
     operator in float64 and rounds to float32 before the final *255."""

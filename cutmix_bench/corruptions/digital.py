@@ -12,24 +12,35 @@ from PIL import Image
 
 from .blur import gaussian
 from .hsv import edit_hsv
+from .registry import register_corruption
 
 
+@register_corruption("contrast", category="digital", short="Contrast",  # factor around the channel means
+                     cifar=[0.75, 0.5, 0.4, 0.3, 0.15], imagenet=[0.4, 0.3, 0.2, 0.1, 0.05])
 def contrast(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
     x = x / 255.0
     means = np.mean(x, axis=(1, 2), keepdims=True)
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
+# ImageNet-C counts brightness as weather
+@register_corruption("brightness", category="weather", short="Bright",  # added to HSV value
+                     cifar=[0.05, 0.1, 0.15, 0.2, 0.3], imagenet=[0.1, 0.2, 0.3, 0.4, 0.5])
 def brightness(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
     """HSV value + c (scikit-image's HSV conversion, as the reference)."""
     return np.clip(edit_hsv(x, 2, lambda v: np.clip(v + c, 0, 1)), 0, 1) * 255
 
 
+@register_corruption("saturate", category="digital", extra=True, short="Saturate",  # HSV saturation * c0 + c1
+                     cifar=[(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+                     imagenet=[(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)])
 def saturate(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """HSV saturation * c0 + c1; CIFAR-10-C severities 1-2 desaturate, 3-5 saturate."""
     return np.clip(edit_hsv(x, 1, lambda s: np.clip(s * c[0] + c[1], 0, 1)), 0, 1) * 255
 
 
+@register_corruption("jpeg_compression", category="digital", short="JPEG",  # PIL quality
+                     cifar=[80, 65, 58, 50, 40], imagenet=[25, 18, 15, 10, 7])
 def jpeg_compression(x: np.ndarray, c: int, rng, variant: str) -> np.ndarray:
     """JPEG at quality c. The reference saved with PIL; OpenCV's encoder/decoder (libjpeg-turbo, same 4:2:0
     subsampling and integer DCT) returns the same bytes about 4x faster (tests check equality with PIL)."""
@@ -40,6 +51,8 @@ def jpeg_compression(x: np.ndarray, c: int, rng, variant: str) -> np.ndarray:
     return out
 
 
+@register_corruption("pixelate", category="digital", short="Pixel",  # BOX downscale factor (then BOX upscale)
+                     cifar=[0.95, 0.9, 0.85, 0.75, 0.65], imagenet=[0.6, 0.5, 0.4, 0.3, 0.25])
 def pixelate(x: np.ndarray, c: float, rng, variant: str) -> np.ndarray:
     """BOX downscale by c, then back up with BOX (CIFAR-10-C) or NEAREST (`imagecorruptions`)."""
     h, w = x.shape[1:3]
@@ -95,6 +108,12 @@ def bilinear_reflect(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> 
     return np.moveaxis(total, 0, 3).astype(np.float32)
 
 
+# (alpha, sigma, affine jitter) in pixels = fractions of the 32-pixel side; no ImageNet-C table: imagecorruptions
+# uses another algorithm for it (params="imagenet-fast" runs that one)
+@register_corruption("elastic_transform", category="digital", short="Elastic",
+                     cifar=[(32 * 0, 32 * 0, 32 * 0.08), (32 * 0.05, 32 * 0.2, 32 * 0.07),
+                            (32 * 0.08, 32 * 0.06, 32 * 0.06), (32 * 0.1, 32 * 0.04, 32 * 0.05),
+                            (32 * 0.1, 32 * 0.03, 32 * 0.03)])
 def elastic_transform(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """CIFAR-10-C's elastic transform (a modification of erniejunior's gist): a random affine warp of three
     points jittered by U(-c2, c2), then a displacement field of Gaussian-smoothed (sigma c1, truncate 3)

@@ -31,7 +31,7 @@ import skimage.filters
 import skimage.util
 
 from ..errors import BenchError
-from .params import IMAGENET
+from .registry import CORRUPTIONS
 
 _PACKAGE: types.ModuleType | None = None
 
@@ -65,7 +65,7 @@ def legacy_child_rng() -> np.random.Generator:
 
 def _impulse_noise(x, severity=1):
     """1.1.2's impulse_noise with a generator derived from the seeded global state."""
-    amount = IMAGENET["impulse_noise"][severity - 1]
+    amount = CORRUPTIONS["impulse_noise"].tables["imagenet"][severity - 1]
     noisy = skimage.util.random_noise(np.array(x) / 255.0, mode="s&p", amount=amount, rng=legacy_child_rng())
     return np.clip(noisy, 0, 1) * 255
 

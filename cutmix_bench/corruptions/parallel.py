@@ -4,7 +4,8 @@ Work is cut into (corruption, severity, chunk) tasks; each uses `chunk_rng(seed,
 so the output is the same for any worker count and equals `corrupt_seeded` (tests check both). Workers write
 their chunks straight into a shared-memory array per corruption (no pickling of image data), at most two
 corruptions in flight. Segments are named after the parent's pid, so those of a killed generator are
-reclaimed by the next one. `corrupt_all` is re-exported by the package.
+reclaimed by the next one. `corrupt_all` is re-exported by the package. Workers import the plug-in modules that
+registered the requested corruptions first (a fresh process knows only the built-in ones).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from multiprocessing import resource_tracker
@@ -23,7 +25,9 @@ import cv2
 import numpy as np
 
 from ..faults import kill_point
-from . import CHUNK_SIZE, SEVERITIES, _check, chunk_rng, corrupt
+from ..plugins import load_plugins, plugin_spec
+from .apply import CHUNK_SIZE, _check, chunk_rng, corrupt
+from .registry import CORRUPTIONS, SEVERITIES
 
 _IMAGES: np.ndarray | None = None  # the clean images of this worker process
 
@@ -94,10 +98,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker(conn: Connection, images: np.ndarray) -> None:
+def _worker(conn: Connection, images: np.ndarray, plugins: list[str]) -> None:
     """A worker's loop: tasks (or None to stop) arrive on `conn`, None or the exception goes back. The parent's
     death closes the pipe (EOFError), so an orphaned worker exits instead of waiting forever."""
     cv2.setNumThreads(1)
+    load_plugins(plugins)
     _init(images)
     while True:
         try:
@@ -113,6 +118,13 @@ def _worker(conn: Connection, images: np.ndarray) -> None:
             conn.send(exc)
 
 
+def plugin_specs(names: Sequence[str]) -> list[str]:
+    """What a fresh process must import to know `names`: the plug-in modules (or files) outside this package
+    that registered them."""
+    modules = {CORRUPTIONS[name].fn.__module__ for name in names}
+    return sorted(plugin_spec(sys.modules[m]) for m in modules if m.split(".")[0] != "cutmix_bench")
+
+
 def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Sequence[str] | None = None,
                 workers: int = 1, chunk_size: int = CHUNK_SIZE) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (name, uint8 [5 * N, H, W, 3]) per corruption in order, severities 1..5 stacked as in CIFAR-10-C's
@@ -120,9 +132,7 @@ def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Seq
 
     The workers are plain processes fed through pipes rather than a multiprocessing.Pool: a Pool's queues hold
     named POSIX semaphores in /dev/shm that a kill -9 leaves behind, and its workers outlive a killed parent."""
-    from . import ALL
-
-    names = list(ALL if names is None else names)
+    names = list(CORRUPTIONS.names() if names is None else names)
     for name in names:
         _check(name, images, 1, params)
     n = len(images)
@@ -146,7 +156,7 @@ def corrupt_all(images: np.ndarray, seed: int, params: str = "cifar", names: Seq
     try:
         for _ in range(workers):
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker, args=(child_end, images), daemon=True)
+            process = context.Process(target=_worker, args=(child_end, images, plugin_specs(names)), daemon=True)
             process.start()
             child_end.close()
             conns.append(parent_end)

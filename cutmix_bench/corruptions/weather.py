@@ -15,10 +15,19 @@ import numpy as np
 
 from ..errors import BenchError
 from .blur import clipped_zoom, gaussian, imagemagick_motion_blur, motion_blur_layer
+from .registry import register_corruption
 
 FROST_FILES = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"]  # randint(5): frost6 unused
 
 
+# loc, scale, zoom, threshold, motion radius, motion sigma, blend
+@register_corruption("snow", category="weather", short="Snow",
+                     cifar=[(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+                            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+                            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+                     imagenet=[(0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+                               (0.55, 0.3, 4, 0.9, 12, 8, 0.7), (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+                               (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)])
 def snow(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """Zoomed, thresholded Gaussian flakes, motion-blurred at an angle in [-135, -45] degrees and added twice
     (the layer and its 180-degree rotation) to the image brightened towards 1.5 * grey + 0.5."""
@@ -74,6 +83,9 @@ def frost_textures(variant: str, h: int, w: int) -> tuple[np.ndarray, ...]:
     return tuple(textures)
 
 
+@register_corruption("frost", category="weather", short="Frost",  # image weight, frost weight
+                     cifar=[(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+                     imagenet=[(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)])
 def frost(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """A random crop of one of 5 frost photographs blended in: c0 * image + c1 * frost."""
     n, h, w, _ = x.shape
@@ -121,6 +133,9 @@ def plasma_fractal(n: int, mapsize: int, decay: float, rng) -> np.ndarray:
     return maps / maps.max(axis=(1, 2), keepdims=True)
 
 
+@register_corruption("fog", category="weather", short="Fog",  # amount, plasma wibble decay
+                     cifar=[(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+                     imagenet=[(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)])
 def fog(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """Plasma-fractal haze of side next_pow2(max(H, W)) (32 for CIFAR) added, then rescaled by max/(max + c0)."""
     n, h, w, _ = x.shape
@@ -145,6 +160,12 @@ def _water_shading(liquid: np.ndarray) -> np.ndarray:
     return cv2.blur(dist, (3, 3)).astype(np.float32)
 
 
+# loc, scale, sigma, threshold, intensity, mode (0 = water, 1 = mud)
+@register_corruption("spatter", category="weather", extra=True, short="Spatter",
+                     cifar=[(0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
+                            (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1)],
+                     imagenet=[(0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
+                               (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1)])
 def spatter(x: np.ndarray, c: tuple, rng, variant: str) -> np.ndarray:
     """Blurred, thresholded Gaussian blobs: pale-turquoise water with embossed edges (mode 0) or mud-brown
     drops (mode 1). Where the reference divides 0 by 0 (no blob survives the threshold; it then returned a black

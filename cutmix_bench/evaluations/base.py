@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..data import Dataset, Split
+from ..rundir import RunDir
 
 Row = dict[str, Any]
 
@@ -42,6 +43,8 @@ class EvalContext:
     channels_last: bool = True
     mean: torch.Tensor = field(init=False)
     std: torch.Tensor = field(init=False)
+    # (data.test_subset, data.subset_seed) when `test` is that seeded subset of the dataset's test set, else None
+    test_draw: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
@@ -77,6 +80,10 @@ class ReportContext:
     out_dir: Path
     figures_dir: Path
     methods: list[str]
+
+    def run_dir(self, run: str) -> RunDir:
+        """The folder of the run named `run` (the `run` column of the rows) in this results directory."""
+        return RunDir.named(self.out_dir, run)
 
 
 @dataclass(frozen=True)

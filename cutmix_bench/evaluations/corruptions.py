@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from .. import intervals
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
 from ..cifar_c.metrics import CATEGORIES, summary_rows
+from ..corruptions import BENCHMARK, CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
@@ -29,11 +29,6 @@ from .figures import new_figure, save_figure
 from .tables import cell_stats, display_name, mean_std_table, sampling_note, save_table
 
 log = logging.getLogger("cutmix_bench")
-SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
-         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
-         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
-         "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle", "gaussian_blur": "G. blur",
-         "spatter": "Spatter", "saturate": "Saturate"}
 KEY = "evaluations.corruptions"
 
 
@@ -110,7 +105,7 @@ class Corruptions(Evaluation):
         mean_key, mean_label, mean_text = mean_column(rows)
         names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
         main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
-                **{f"corruption_err:{c}": SHORT.get(c, c) for c in names}}
+                **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names}}
         summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
                    **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
         summary = {k: v for k, v in summary.items() if k in keys}
@@ -138,8 +133,8 @@ class Corruptions(Evaluation):
 def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
     """(metric, column label, sentence defining it) of the mean over benchmark cells in `rows`."""
     if (rows["metric"] == "mce").any():
-        return "mce", "mCE", ("mCE = plain mean error over the 15 benchmark corruptions x 5 severities (AugMix / "
-                              "RobustBench convention for CIFAR; no AlexNet normalisation).")
+        return "mce", "mCE", (f"mCE = plain mean error over the {len(BENCHMARK)} benchmark corruptions x 5 severities "
+                              "(AugMix / RobustBench convention for CIFAR; no AlexNet normalisation).")
     if (rows["metric"] == "mean_err").any():
         cells = int(rows.loc[rows["metric"] == "mean_err", "cells"].max())
         return "mean_err", f"Mean err ({cells} cells)", (f"Mean err = plain mean error over the {cells} evaluated "
@@ -159,18 +154,17 @@ def cell_key(row: object) -> str:
 
 def subset_rows(root: Path, ctx: EvalContext) -> np.ndarray | None:
     """Rows of each severity block that form the run's test split: None when the directory holds
-    exactly the split; else the split is `data.test_subset` of the full test set, re-drawn from the
-    run's config.yaml with the runner's own `Split.subset`."""
+    exactly the split; else the split is `data.test_subset` of the full test set (`ctx.test_draw`),
+    drawn again with the runner's own `Split.subset`."""
     size, n = open_labels(root)[2], len(ctx.test)
     if size == n:
         return None
-    config = ctx.run_dir / "config.yaml"
-    data = yaml.safe_load(config.read_text()).get("data", {}) if config.is_file() else {}
-    if size < n or data.get("test_subset") != n:
+    drawn, seed = ctx.test_draw or (None, 0)
+    if size < n or drawn != n:
         raise BenchError(f"{KEY}.root: {root} holds {size} images per severity but the run's test split has {n}; "
                          f"expected the full test set the split was drawn from")
     positions = torch.arange(size)
-    return Split(positions, positions).subset(n, data.get("subset_seed", 0)).y.numpy()
+    return Split(positions, positions).subset(n, seed).y.numpy()
 
 
 def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -> str:

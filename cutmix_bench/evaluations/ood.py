@@ -279,7 +279,7 @@ def roc_figure(scored: pd.DataFrame, ctx: ReportContext, score: str) -> str:
     for method in ctx.methods:
         runs = scored[(scored["method"] == method) & (scored["subset"] == label)].sort_values("seed")["run"]
         for run in dict.fromkeys(runs):
-            path = ctx.out_dir / "runs" / run / SCORES_FILE
+            path = ctx.run_dir(run).path / SCORES_FILE
             if path.is_file():
                 try:
                     with np.load(path, allow_pickle=False) as saved:

@@ -12,11 +12,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.environments import LightningEnvironment
 
+from ..components import components
 from ..config import Suite, TrainConfig
 from ..data import Dataset, Split
 from ..errors import BenchError
-from ..methods import create_method
-from ..models import create_model
 from ..rundir import Run, RunDir
 from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
 from .loader import RunData
@@ -33,11 +32,10 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     last, log_file = folder.checkpoint, folder.log
     dataset, train, test = data
     pl.seed_everything(run.seed, workers=False, verbose=False)
-    model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
+    model = components(suite).model(dataset.num_classes)
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    name, params = suite.method_spec(run.method)
-    method = create_method(name, f"methods.{run.method}", **params)
+    method = components(suite).methods[run.method]
     if hasattr(method, "set_normalisation"):  # methods that augment raw pixels (AugMix) undo the normalisation
         method.set_normalisation(dataset.mean, dataset.std)
     cfg = suite.train
