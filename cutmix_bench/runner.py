@@ -64,14 +64,19 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
                       channels_last=suite.train.channels_last)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
-    rows = []
+    evaluations = {}
     for label in suite.evaluations:
         name, params = suite.evaluation_spec(label)
+        evaluations[label] = EVALUATIONS.create(name, f"evaluations.{label}", **params)
+    # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)
+    ctx.plan_clean([evaluation.clean_positions(test, device.type) for evaluation in evaluations.values()])
+    rows = []
+    for label, evaluation in evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
             log.info("%s: evaluation %s", run.name, label)
             started = time.perf_counter()
-            result = pd.DataFrame(EVALUATIONS.create(name, f"evaluations.{label}", **params).run(ctx))
+            result = pd.DataFrame(evaluation.run(ctx))
             record(folder.path, seconds={label: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{label}")
             result.insert(0, "evaluation", label)
