@@ -51,8 +51,9 @@ log = logging.getLogger("cutmix_bench")
 
 
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, folder: RunDir,
-                 cache_dir: Path) -> list[dict]:
-    """Load the last checkpoint and run every evaluation not already saved under eval/."""
+                 cache_dir: Path, share: bool = True) -> list[dict]:
+    """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
+    `EvalContext.share` (False only to compare with the engine before sharing, benchmarks/eval_engine.py)."""
     dataset, train, test = data
     model = create_model(suite.model.name, dataset.num_classes, "model", **suite.model.params)
     state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
@@ -60,9 +61,11 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if suite.eval_compile:
+        model.compile()  # in place, as in training
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last)
+                      channels_last=suite.train.channels_last, share=share)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     evaluations = {}
     for label in suite.evaluations:

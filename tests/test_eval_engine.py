@@ -3,12 +3,14 @@ model (counted by a hook on the model itself), and the numbers are identical to 
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -20,7 +22,7 @@ from cutmix_bench.rundir import RunDir, output_dir, suite_runs
 from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import load_suite
 
-from helpers import tiny_suite
+from helpers import REPO, tiny_suite
 
 EVALUATIONS = {  # every evaluation, at reduced counts; subsets of the test split where they have a budget
     "clean": {},
@@ -31,11 +33,6 @@ EVALUATIONS = {  # every evaluation, at reduced counts; subsets of the test spli
     "ood": {"near": [{"name": "synthetic", "label": "other", "params": {"seed": 7, "train_size": 10,
                                                                         "test_size": 256}}], "far": ["gaussian"]},
 }
-
-
-@dataclasses.dataclass
-class Unshared(EvalContext):
-    share: bool = False
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +48,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     return tmp, suite.model_copy(update={"evaluations": EVALUATIONS})
 
 
-def evaluate(trained: tuple[Path, object], name: str, context: type, monkeypatch: pytest.MonkeyPatch
+def evaluate(trained: tuple[Path, object], name: str, share: bool, monkeypatch: pytest.MonkeyPatch
              ) -> tuple[RunDir, list[tuple[bytes, bool]]]:
-    """Evaluate a copy of the trained run with `context`; every input row the model saw, with grad mode."""
+    """Evaluate a copy of the trained run; every input row the model saw, with its grad mode."""
     tmp, suite = trained
     source = RunDir.of(output_dir(suite), suite_runs(suite)[0])
     folder = RunDir(tmp / name / source.path.name)
@@ -67,10 +64,9 @@ def evaluate(trained: tuple[Path, object], name: str, context: type, monkeypatch
         return model
 
     monkeypatch.setattr(runner, "create_model", counted)
-    monkeypatch.setattr(runner, "EvalContext", context)
     torch.set_num_threads(1)
     run = suite_runs(suite)[0]
-    runner.evaluate_run(suite, run, load_data(suite), torch.device("cpu"), folder, tmp / name / "cache")
+    runner.evaluate_run(suite, run, load_data(suite), torch.device("cpu"), folder, tmp / name / "cache", share)
     return folder, seen
 
 
@@ -84,8 +80,8 @@ def clean_rows(suite: object) -> list[bytes]:
 
 
 def test_no_clean_image_is_forwarded_twice_and_results_are_identical(trained, monkeypatch) -> None:
-    shared, seen = evaluate(trained, "shared", EvalContext, monkeypatch)
-    unshared, seen_before = evaluate(trained, "unshared", Unshared, monkeypatch)
+    shared, seen = evaluate(trained, "shared", True, monkeypatch)
+    unshared, seen_before = evaluate(trained, "unshared", False, monkeypatch)
     clean = set(clean_rows(trained[1]))
     assert len(clean) == 256
     inference = Counter(row for row, grad in seen if not grad and row in clean)
@@ -136,3 +132,34 @@ def test_a_row_of_logits_does_not_depend_on_the_other_images_of_its_batch(name: 
         canonical = torch.cat([model(x[i:i + 128]) for i in range(0, 300, 128)])
         shuffled = torch.cat([model(x[order[i:i + 64]]) for i in range(0, 256, 64)])
     assert torch.equal(canonical[order[:256]], shuffled)
+
+
+def test_eval_engine_benchmark_runs_quick(capsys: pytest.CaptureFixture) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    threads = torch.get_num_threads()
+    try:
+        results = {r.label: r.value for r in importlib.import_module("eval_engine").main(["--quick"])}
+    finally:
+        torch.set_num_threads(threads)
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert set(results) == {"eval_engine.engine_vs_pure_inference", "eval_engine.before_vs_pure_inference",
+                            "eval_engine.speedup_vs_before", "eval_engine.forward_rows_saved_share",
+                            "eval_engine.engine_seconds"}
+    assert 0.1 < results["eval_engine.forward_rows_saved_share"] < 0.5  # counted by the hook: the engine forwards less
+    out = capsys.readouterr().out
+    for label in EVALUATIONS:
+        assert f"\n   {label:<12} " in out  # one profile line per evaluation
+
+
+@pytest.mark.slow
+def test_eval_compile_gives_the_same_predictions(trained, monkeypatch) -> None:
+    """`eval_compile: true` (torch.compile): the logits may move in the last bits, the predictions do not."""
+    tmp, suite = trained
+    eager, _ = evaluate(trained, "eager", True, monkeypatch)
+    compiled_suite = suite.model_copy(update={"eval_compile": True, "evaluations": {"clean": {}, "occlusion": {}}})
+    compiled, _ = evaluate((tmp, compiled_suite), "compiled", True, monkeypatch)
+    for label in ("clean", "occlusion"):
+        a, b = (pd.read_csv(folder.eval_file(label)) for folder in (eager, compiled))
+        errors = a["metric"].str.endswith("_err")
+        assert a[errors]["value"].tolist() == b[errors]["value"].tolist(), label
+        assert np.allclose(a["value"], b["value"], rtol=1e-5, atol=1e-6), label
