@@ -156,7 +156,8 @@ def test_eval_compile_gives_the_same_predictions(trained, monkeypatch) -> None:
     """`eval_compile: true` (torch.compile): the logits may move in the last bits, the predictions do not."""
     tmp, suite = trained
     eager, _ = evaluate(trained, "eager", True, monkeypatch)
-    compiled_suite = suite.model_copy(update={"eval_compile": True, "evaluations": {"clean": {}, "occlusion": {}}})
+    evaluations = {label: EVALUATIONS[label] for label in ("clean", "occlusion")}
+    compiled_suite = suite.model_copy(update={"eval_compile": True, "evaluations": evaluations})
     compiled, _ = evaluate((tmp, compiled_suite), "compiled", True, monkeypatch)
     for label in ("clean", "occlusion"):
         a, b = (pd.read_csv(folder.eval_file(label)) for folder in (eager, compiled))
