@@ -62,7 +62,7 @@ class Adversarial(Evaluation):
         if ctx.model.training:
             raise BenchError("evaluations.adversarial: the model must be in eval mode (BatchNorm frozen)")
         positions = self.clean_positions(ctx.test, ctx.device.type)
-        test = ctx.test if positions is None else Split(ctx.test.x[positions], ctx.test.y[positions])
+        test = ctx.test_at(positions)
         batch_size = self.batch_size or ctx.batch_size
         generator = torch.Generator().manual_seed(self.seed) if self.random_start else None
         attacks = [("fgsm", e) for e in self.epsilons]

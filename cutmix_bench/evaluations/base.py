@@ -51,6 +51,10 @@ class EvalContext:
         self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
         self.clean = CleanLogits(self.test.x, self.logits)
 
+    def test_at(self, positions: Positions) -> Split:
+        """The test split at `positions` (None: the whole split, in order)."""
+        return self.test if positions is None else Split(self.test.x[positions], self.test.y[positions])
+
     def plan_clean(self, requests: list[Positions]) -> None:
         """Positions (None = all) whose clean logits the evaluations will ask for: forwarded together on first use."""
         self.clean.plan(union(requests, len(self.test)))

@@ -55,7 +55,7 @@ class Occlusion(Evaluation):
 
     def run(self, ctx: EvalContext) -> list[Row]:
         positions = self.clean_positions(ctx.test, ctx.device.type)
-        test = ctx.test if positions is None else Split(ctx.test.x[positions], ctx.test.y[positions])
+        test = ctx.test_at(positions)
         _, height, width, channels = test.x.shape
         side = max(height, width)
         sizes = self.sizes or default_sizes(side)

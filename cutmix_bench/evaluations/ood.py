@@ -134,7 +134,7 @@ class OOD(Evaluation):
         groups = {"near": default_near if self.near is None else self.near,
                   "far": default_far if self.far is None else self.far}
         positions = self.clean_positions(ctx.test, ctx.device.type)
-        test = ctx.test if positions is None else Split(ctx.test.x[positions], ctx.test.y[positions])
+        test = ctx.test_at(positions)
         cap = self.max_images if len(test) == len(ctx.test) else len(test)  # OOD sets no larger than in-dist
         if ctx.train is None and any(type(s).setup is not Score.setup for s in self.scores.values()):
             raise BenchError("evaluations.ood: a score with a fit stage needs the training split; none was given")
