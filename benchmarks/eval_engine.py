@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     args.add_argument("--images", type=int, default=2000, help="test images (default 2000)")
     args.add_argument("--budget", type=int, default=500,
                       help="max_images / pairs of the budgeted evaluations (default 500; the CPU default is 1000)")
+    args.add_argument("--cache", type=Path, default=None,
+                      help="corruption cache folder, reused across calls (default: a temporary one)")
     opts = args.parse_args(argv)
     if opts.quick:
         opts.images, opts.budget = 64, 16
@@ -102,11 +104,13 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = load_suite(suite_file(Path(tmp), opts.images, opts.budget, opts.quick))
-        runner.run_suite(suite.model_copy(update={"evaluations": {"clean": {}}}))  # trains; the evaluations below
+        data, cache = load_data(suite), opts.cache or output_dir(suite) / "cache"
+        start = time.perf_counter()
+        runner.work(suite.model_copy(update={"evaluations": {"clean": {}}}).model_dump(), data=data)  # trains
+        print(f"   trained in {time.perf_counter() - start:.1f} s", flush=True)
         torch.set_num_threads(opts.threads)  # the runner set the suite's
         run = suite_runs(suite)[0]
         folder = RunDir.of(output_dir(suite), run)
-        data, cache = load_data(suite), output_dir(suite) / "cache"
         seconds: dict[str, list[dict[str, float]]] = {"engine": [], "before": []}
         rows: dict[str, Counter] = {}
         runner.EVALUATIONS.create, runner.create_model = create, model
@@ -123,11 +127,13 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
             start = time.perf_counter()
             evaluate(True)  # generates the corruption set into the cache; counts the engine's passes
             first = time.perf_counter() - start
+            print(f"   first call (generates the corruption set into the cache unless it is there, untimed): "
+                  f"{first:.1f} s", flush=True)
             seconds["engine"].clear()
             net = load_bare(folder)
             inference = sum(n for (_, grad), n in rows["engine"].items() if not grad)
             gradient = sum(n for (_, grad), n in rows["engine"].items() if grad)
-            bare_split: dict[str, float] = {}
+            bare_split: list[dict[str, float]] = []
             contenders = {"engine (evaluate_run)": lambda: evaluate(True),
                           "before sharing (share=False)": lambda: evaluate(False),
                           "pure inference (bare loop)": lambda: bare(net, inference, gradient, 128, bare_split,
@@ -136,7 +142,6 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
         finally:
             runner.EVALUATIONS.create, runner.create_model = original_create, original_model
     engine, before, pure = contenders
-    print(f"   first call (generates the corruption set into the cache, untimed): {first:.1f} s")
     timing.print_timings(timings, reference=pure, unit="test img/s")
     profile(seconds, rows, bare_split, inference, gradient)
     before_rows = sum(rows["before"].values())
@@ -162,9 +167,10 @@ def load_bare(folder: RunDir) -> torch.nn.Module:
     return model.eval().to(memory_format=torch.channels_last)
 
 
-def bare(model: torch.nn.Module, inference: int, gradient: int, batch: int, split: dict[str, float],
+def bare(model: torch.nn.Module, inference: int, gradient: int, batch: int, split: list[dict[str, float]],
          items: int) -> int:
-    """`inference` rows of model(x) under inference mode and `gradient` rows of input gradients, in batches."""
+    """`inference` rows of model(x) under inference mode and `gradient` rows of input gradients, in batches;
+    appends the seconds of both parts to `split`."""
     torch.manual_seed(0)
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 100, (batch,))
@@ -177,16 +183,17 @@ def bare(model: torch.nn.Module, inference: int, gradient: int, batch: int, spli
         xb = x[:min(batch, gradient - done)].clone().requires_grad_(True)
         loss = torch.nn.functional.cross_entropy(model(xb).float(), y[:len(xb)], reduction="sum")
         torch.autograd.grad(loss, xb)
-    split.update(inference=middle - start, gradient=time.perf_counter() - middle)
+    split.append({"inference": middle - start, "gradient": time.perf_counter() - middle})
     return items
 
 
-def profile(seconds: dict[str, list[dict[str, float]]], rows: dict[str, Counter], split: dict[str, float],
+def profile(seconds: dict[str, list[dict[str, float]]], rows: dict[str, Counter], splits: list[dict[str, float]],
             inference: int, gradient: int) -> None:
     """Per evaluation: median seconds, rows forwarded (inference / gradient) and their pure seconds."""
+    split = sorted(splits, key=lambda s: s["inference"] + s["gradient"])[len(splits) // 2]  # the median call
     per_inference = split["inference"] / max(inference, 1)
     per_gradient = split["gradient"] / max(gradient, 1)
-    print(f"   per evaluation (median seconds; pure = its passes at the bare loop's last rates, "
+    print(f"   per evaluation (median seconds; pure = its passes at the rates of the median bare loop, "
           f"{1e3 * per_inference:.3f} ms per inference row, {1e3 * per_gradient:.3f} ms per gradient row):")
     print(f"   {'evaluation':<12} {'engine s':>9} {'pure s':>8} {'x pure':>7} {'rows inf/grad':>15} "
           f"{'before s':>9} {'rows inf/grad':>15}")
