@@ -8,11 +8,12 @@ The runner gathers, before the first evaluation, the positions each evaluation o
 resumed run forwards the same batches as an uninterrupted one. A position outside it (an evaluation that
 declared nothing) is forwarded on request, the missing ones together, and kept.
 
-Batch composition: a row's float32 logits can depend on the batch it was forwarded in, in the last bit
-(oneDNN picks other kernels for batches below about 64 images on this project's CPUs). Positions that today
-fill whole batches of the full test set are forwarded in exactly those batches; a subset evaluation's images
-now come from the union's batches instead of its own, which changes nothing at batch sizes >= 64 (checked
-bit for bit in tests/test_eval_engine.py) and can otherwise move a logit by ~3e-8.
+Batch composition: when the union is the whole split (any suite with `clean` or default OOD), the batches are
+exactly those of a plain pass over the test set. A subset evaluation's images come from the union's batches
+instead of its own. On the development CPU a row's float32 logits do not depend on the rest of its batch at 64
+images and more (checked bit for bit in tests/test_eval_engine.py); oneDNN takes other kernels for tiny
+batches (1 image; 7 at 2 threads), where a logit can move by ~3e-8. One computation per image also means that
+every evaluation sees the same clean prediction for it.
 """
 
 from __future__ import annotations
