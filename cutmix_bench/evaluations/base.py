@@ -29,7 +29,8 @@ class EvalContext:
     """A trained model in eval mode on `device`, its in-distribution data and where to put files.
 
     Evaluation runs in float32 even when training used bf16: bf16 logits (steps of 0.06 near 10) turn
-    close calls into ties and shift NLL / ECE, so GPU and CPU numbers would differ."""
+    close calls into ties and shift NLL / ECE, so GPU and CPU numbers would differ. The model must not change
+    while the context lives: `clean_logits` keeps what it computed."""
 
     model: nn.Module
     dataset: Dataset
