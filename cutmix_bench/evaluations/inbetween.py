@@ -38,6 +38,7 @@ def endpoint(style: str, level: float, height: int, width: int) -> str:
     pasted = centred_mask(int(level), height, width)
     return "a" if not pasted.any() else "b" if pasted.all() else ""
 
+
 @EVALUATIONS.register("inbetween")
 class InBetween(Evaluation):
     """Rows: p_a / p_b / p_neither (%) per subset (mixup: level = lam, the weight of A; cutmix: level = s)."""
