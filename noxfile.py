@@ -30,10 +30,24 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """All benchmarks/bench_*.py; pass options after --, e.g. `nox -s bench -- --threads 2` or `-- --quick`."""
+    """All benchmarks/bench_*.py, then benchmarks/eval_engine.py (minutes: every evaluation of a run; skipped under
+    --only); pass options after --, e.g. `nox -s bench -- --threads 2` or `-- --quick`."""
     session.install(*TORCH)
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run_all.py", *session.posargs)
+    if "--only" not in session.posargs:
+        session.run("python", "benchmarks/eval_engine.py", *engine_options(session.posargs))
+
+
+def engine_options(posargs: list[str]) -> list[str]:
+    """The options of run_all.py that eval_engine.py takes too: --quick and --threads N."""
+    options, args = [], iter(posargs)
+    for arg in args:
+        if arg == "--quick":
+            options.append(arg)
+        elif arg == "--threads":
+            options += [arg, next(args, "1")]
+    return options
 
 
 @nox.session(venv_backend="none")

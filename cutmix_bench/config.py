@@ -154,6 +154,7 @@ class Suite(Strict):
     jobs: int = Field(1, gt=0)
     executor: ExecutorConfig = ExecutorConfig()
     eval_batch_size: int | None = Field(None, gt=0)  # None: 1024 on a GPU, 128 on a CPU (cache-friendly)
+    eval_compile: bool = False  # torch.compile the model for evaluation: logits move in the last bits (performance.md)
     plugins: list[str] = []  # user modules or .py files that register components (plugins.py)
     reference: Reference | None = None  # published numbers (report only; not part of any run's setup)
 

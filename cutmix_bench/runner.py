@@ -53,8 +53,9 @@ log = logging.getLogger("cutmix_bench")
 
 
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, folder: RunDir,
-                 cache_dir: Path) -> list[dict]:
-    """Load the last checkpoint and run every evaluation not already saved under eval/."""
+                 cache_dir: Path, share: bool = True) -> list[dict]:
+    """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
+    `EvalContext.share` (False only to compare with the engine before sharing, benchmarks/eval_engine.py)."""
     dataset, train, test = data
     model = components(suite).model(dataset.num_classes)
     state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
@@ -62,12 +63,17 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if suite.eval_compile:
+        model.compile()  # in place, as in training
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last, test_draw=test_draw(suite))
+                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
+    evaluations = components(suite).evaluations
+    # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)
+    ctx.plan_clean([evaluation.clean_positions(test, device.type) for evaluation in evaluations.values()])
     rows = []
-    for label, evaluation in components(suite).evaluations.items():
+    for label, evaluation in evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
             log.info("%s: evaluation %s", run.name, label)

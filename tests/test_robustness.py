@@ -255,8 +255,8 @@ def test_adversarial_evaluation(ctx: EvalContext) -> None:
 
 
 class ThirdLargeGradientRunsOutOfMemory(EvalContext):
-    """Raises CUDA out-of-memory on the third gradient pass over more than 32 images (PGD's first step when
-    epsilons has two entries, so after the random start was drawn)."""
+    """Raises CUDA out-of-memory on the third gradient pass over more than 32 images (PGD's second step: the
+    FGSM epsilons share one gradient, so after the random start was drawn)."""
 
     large_gradient_calls = 0
 

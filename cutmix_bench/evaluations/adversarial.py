@@ -15,11 +15,13 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..data import Split
 from ..errors import BenchError
-from ..robustness.attacks import fgsm, pgd
+from ..robustness.attacks import fgsm, loss_gradient, pgd
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
-from .budget import check_max_images, default_count, scored_split
+from .budget import check_max_images, default_count, scored_positions
+from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
 from .tables import mean_std_table, sampling_note, settings
 
@@ -59,12 +61,14 @@ class Adversarial(Evaluation):
     def run(self, ctx: EvalContext) -> list[Row]:
         if ctx.model.training:
             raise BenchError("evaluations.adversarial: the model must be in eval mode (BatchNorm frozen)")
-        test = scored_split(ctx.test, self.max_images, ctx.device.type)
+        positions = self.clean_positions(ctx.test, ctx.device.type)
+        test = ctx.test_at(positions)
         batch_size = self.batch_size or ctx.batch_size
         generator = torch.Generator().manual_seed(self.seed) if self.random_start else None
-        attacks = [("clean", 0.0)] + [("fgsm", e) for e in self.epsilons]
+        attacks = [("fgsm", e) for e in self.epsilons]
         attacks += [("pgd", self.pgd_epsilon)] if self.pgd_epsilon is not None else []
-        correct = dict.fromkeys(attacks, 0)
+        correct = {("clean", 0.0): int((ctx.clean_logits(positions).argmax(1) == test.y).sum()),
+                   **dict.fromkeys(attacks, 0)}
         start = 0
         while start < len(test):
             stop = min(start + batch_size, len(test))
@@ -80,7 +84,7 @@ class Adversarial(Evaluation):
                 if generator is not None:
                     generator.set_state(state)  # the retried batch gets the same random start
                 continue
-            correct = {key: correct[key] + hits[key] for key in correct}
+            correct = {key: correct[key] + hits.get(key, 0) for key in correct}
             start = stop
         begin = f"random start (seed {self.seed})" if self.random_start else "no random start"
         setting = f"{len(test)} test images; PGD {self.pgd_steps} steps of {self.pgd_step:g}/255, {begin}"
@@ -88,10 +92,14 @@ class Adversarial(Evaluation):
                  "setting": setting, **intervals.binomial(hits, len(test))}
                 for (attack, level), hits in correct.items()]
 
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        return scored_positions(len(test), self.max_images, device_type)
+
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         n = min(test_size, default_count(self.max_images, device_type) or test_size)
         pgd_steps = self.pgd_steps if self.pgd_epsilon is not None else 0
-        passes = n * (1 + 4 * len(self.epsilons) + (3 * pgd_steps + 1 if pgd_steps else 0))  # backward = 2 passes
+        # clean + one gradient for every FGSM epsilon (backward = 2 passes) + a pass per epsilon + PGD
+        passes = n * (1 + 3 + len(self.epsilons) + (3 * pgd_steps + 1 if pgd_steps else 0))
         return Plan(n, passes, f"{n:,} images x (clean + {len(self.epsilons)} FGSM + "
                     f"{'PGD-' + str(pgd_steps) if pgd_steps else 'no PGD'})")
 
@@ -99,14 +107,13 @@ class Adversarial(Evaluation):
                     generator: torch.Generator | None) -> dict[Attack, int]:
         """Correct predictions per (attack, level) on one batch of uint8 NHWC images."""
         x, y = ctx.to_float(images), labels.to(ctx.device)
+        sign = loss_gradient(ctx.forward, x, y).sign() if ctx.share else None  # one gradient for every FGSM epsilon
         hits = {}
         for attack, level in attacks:
             if attack == "fgsm":
-                x_adv = fgsm(ctx.forward, x, y, level / 255)
-            elif attack == "pgd":
-                x_adv = pgd(ctx.forward, x, y, level / 255, self.pgd_step / 255, self.pgd_steps, generator)
+                x_adv = fgsm(ctx.forward, x, y, level / 255, sign)
             else:
-                x_adv = x
+                x_adv = pgd(ctx.forward, x, y, level / 255, self.pgd_step / 255, self.pgd_steps, generator)
             with torch.inference_mode():
                 hits[attack, level] = int((ctx.forward(x_adv).argmax(1) == y).sum())
         return hits

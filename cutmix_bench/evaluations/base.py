@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data import Dataset, Split
 from ..rundir import RunDir
+from .engine import CleanLogits, Positions, union
 
 Row = dict[str, Any]
 
@@ -29,7 +30,8 @@ class EvalContext:
     """A trained model in eval mode on `device`, its in-distribution data and where to put files.
 
     Evaluation runs in float32 even when training used bf16: bf16 logits (steps of 0.06 near 10) turn
-    close calls into ties and shift NLL / ECE, so GPU and CPU numbers would differ."""
+    close calls into ties and shift NLL / ECE, so GPU and CPU numbers would differ. The model must not change
+    while the context lives: `clean_logits` keeps what it computed."""
 
     model: nn.Module
     dataset: Dataset
@@ -41,14 +43,32 @@ class EvalContext:
     cache_dir: Path
     train: Split | None = None  # the training split (un-augmented), for fit stages such as OOD scores' `setup`
     channels_last: bool = True
+    share: bool = True  # False: each evaluation forwards its clean images itself, as before the engine (benchmarks)
     mean: torch.Tensor = field(init=False)
     std: torch.Tensor = field(init=False)
     # (data.test_subset, data.subset_seed) when `test` is that seeded subset of the dataset's test set, else None
     test_draw: tuple[int, int] | None = None
+    clean: CleanLogits = field(init=False)
 
     def __post_init__(self) -> None:
         self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+        self.clean = CleanLogits(self.test.x, self.logits)
+
+    def test_at(self, positions: Positions) -> Split:
+        """The test split at `positions` (None: the whole split, in order)."""
+        return self.test if positions is None else Split(self.test.x[positions], self.test.y[positions])
+
+    def plan_clean(self, requests: list[Positions]) -> None:
+        """Positions (None = all) whose clean logits the evaluations will ask for: forwarded together on first use."""
+        self.clean.plan(union(requests, len(self.test)))
+
+    def clean_logits(self, positions: Positions = None) -> torch.Tensor:
+        """Logits (float32, CPU) of the clean test images at `positions` (None: all, in order), each image
+        forwarded once per model (`engine.CleanLogits`)."""
+        if not self.share:
+            return self.logits(self.test.x if positions is None else self.test.x[torch.as_tensor(positions)])
+        return self.clean(positions)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         """Differentiable logits of float images in [0, 1], NCHW on the device; normalisation inside."""
@@ -105,6 +125,11 @@ class Evaluation:
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""
         return Plan(test_size, test_size, f"{test_size:,} test images")
+
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        """Positions in `test` (None: all) whose clean logits `run` takes from `EvalContext.clean_logits`, so that
+        the runner can have them forwarded once for every evaluation. Default: none."""
+        return np.empty(0, dtype=np.int64)
 
     def run(self, ctx: EvalContext) -> list[Row]:
         raise NotImplementedError

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import Split
-
 # A CPU run of a GPU suite (e.g. cifar100.yaml with ResNet-18, ~140 images/s inference on 2 cores) would
 # otherwise spend about two hours per run on the 96 corrupted copies alone. 1000 images keep the 95% interval
 # of an error rate near 50% within +-3.1 points (+-6.4 at the former 250, wider than most differences between
@@ -34,9 +32,3 @@ def scored_positions(n: int, max_images: int | None, device_type: str) -> np.nda
     if max_images is None or max_images >= n:
         return None
     return np.random.default_rng(SUBSET_SEED).permutation(n)[:max_images]
-
-
-def scored_split(test: Split, max_images: int | None, device_type: str) -> Split:
-    """The test images `scored_positions` picks; the full set keeps its order."""
-    positions = scored_positions(len(test), max_images, device_type)
-    return test if positions is None else Split(test.x[positions], test.y[positions])

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import intervals
+from ..data import Split
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Row
+from .engine import Positions
 
 
 def top1(logits: torch.Tensor) -> torch.Tensor:
@@ -91,8 +93,11 @@ class Clean(Evaluation):
             raise ValueError(f"ece_bins must be >= 1, got {ece_bins}")
         self.ece_bins = ece_bins
 
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        return None
+
     def run(self, ctx: EvalContext) -> list[Row]:
-        logits = ctx.logits(ctx.test.x)
+        logits = ctx.clean_logits()
         metrics = classification_metrics(logits, ctx.test.y, self.ece_bins)
         spread = metric_intervals(logits, ctx.test.y, self.ece_bins)
         return [{"metric": name, "value": value, **spread[name]} for name, value in metrics.items()]

@@ -25,6 +25,7 @@ from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 from .budget import check_max_images, scored_positions
 from .clean import top1_wrong
+from .engine import Positions
 from .figures import new_figure, save_figure
 from .tables import cell_stats, display_name, mean_std_table, sampling_note, save_table
 
@@ -59,7 +60,7 @@ class Corruptions(Evaluation):
         source, description = self.open(ctx, test, positions)
         description += f", {len(test)} test images"
         labels = test.y
-        clean_wrong = top1_wrong(ctx.logits(test.x), labels)
+        clean_wrong = top1_wrong(ctx.clean_logits(positions), labels)
         keys = [(c, s) for c in self.corruptions for s in self.severities]
         wrong = [top1_wrong(ctx.logits(source.images(c, s)), labels) for c, s in keys]
         n = len(test)
@@ -71,6 +72,9 @@ class Corruptions(Evaluation):
         rows = [{"metric": "clean_err", "value": clean, **intervals.binomial(int(clean_wrong.sum()), n)}, *cells,
                 *summary_rows(pd.DataFrame(cells), clean, replicates[:, 1:], replicates[:, 0], n)]
         return [{**row, "source": description} for row in rows]
+
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        return scored_positions(len(test), self.max_images, device_type)
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         n = len(positions) if (positions := scored_positions(test_size, self.max_images, device_type)) is not None \

@@ -7,16 +7,19 @@ The pair seed is a parameter, not the run's seed, so every run sees the same pai
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
 from .. import intervals
+from ..data import Split
 from ..errors import BenchError
 from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_counts, prediction_rates
-from ..robustness.occlusion import default_sizes
+from ..robustness.occlusion import centred_mask, default_sizes
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 from .budget import default_count
+from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
 from .tables import level_table, sampling_note, settings
 
@@ -25,6 +28,16 @@ METRICS = {"p_a": "P(predict A) (%)", "p_b": "P(predict B) (%)", "p_neither": "P
 DEFAULT_LAMS = [k / 10 for k in range(11)]
 
 GPU_PAIRS = 1000
+
+
+def endpoint(style: str, level: float, height: int, width: int) -> str:
+    """"a" / "b" where the mixed input is image A / B itself bit for bit (lam * x_a + (1 - lam) * x_b is exact
+    at lam 1 and 0 for finite pixels; a pasted square that covers nothing or everything), else ""."""
+    if style == "mixup":
+        return "a" if level == 1 else "b" if level == 0 else ""
+    pasted = centred_mask(int(level), height, width)
+    return "a" if not pasted.any() else "b" if pasted.all() else ""
+
 
 @EVALUATIONS.register("inbetween")
 class InBetween(Evaluation):
@@ -53,19 +66,20 @@ class InBetween(Evaluation):
         sizes = self.sizes or default_sizes(side)
         if sizes[-1] > side:
             raise BenchError(f"evaluations.inbetween.sizes: {sizes[-1]} is larger than the image side {side}")
-        pairs = self.pairs or default_count(None, ctx.device.type) or GPU_PAIRS
-        try:
-            a, b = different_class_pairs(ctx.test.y.numpy(), pairs, self.seed)
-        except ValueError as exc:
-            raise BenchError(f"evaluations.inbetween: {exc}") from exc
+        a, b = self.pairs_of(ctx.test, ctx.device.type)
+        pairs = len(a)
         grid = [("mixup", lam) for lam in self.lams] + [("cutmix", size) for size in sizes]
         predictions: dict[tuple[str, float], list[torch.Tensor]] = {point: [] for point in grid}
+        endpoints = {point: image for point in grid if (image := endpoint(*point, height, width))}
+        for point, image in endpoints.items():  # the input is image A or B itself: its clean prediction
+            predictions[point].append(ctx.clean_logits(a if image == "a" else b).argmax(1))
         with torch.inference_mode():
             for index in ctx.batches(pairs):
                 x_a, x_b = ctx.to_float(ctx.test.x[a[index]]), ctx.to_float(ctx.test.x[b[index]])
                 for style, level in grid:
-                    x = mix(x_a, x_b, level) if style == "mixup" else paste_centre(x_a, x_b, int(level))
-                    predictions[style, level].append(ctx.forward(x).argmax(1).cpu())
+                    if (style, level) not in endpoints:
+                        x = mix(x_a, x_b, level) if style == "mixup" else paste_centre(x_a, x_b, int(level))
+                        predictions[style, level].append(ctx.forward(x).argmax(1).cpu())
         y_a, y_b = ctx.test.y[a], ctx.test.y[b]
         setting = f"{pairs} pairs, pair seed {self.seed}"
         rows = []
@@ -77,10 +91,23 @@ class InBetween(Evaluation):
                      for metric, value in prediction_rates(pred, y_a, y_b).items()]
         return rows
 
+    def pairs_of(self, test: Split, device_type: str) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (a, b) of the scored pairs in `test`."""
+        pairs = self.pairs or default_count(None, device_type) or GPU_PAIRS
+        try:
+            return different_class_pairs(test.y.numpy(), pairs, self.seed)
+        except ValueError as exc:
+            raise BenchError(f"evaluations.inbetween: {exc}") from exc
+
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        """Both images of every pair: lam 1 and 0, and holes of size 0 and of the whole image, are A or B itself."""
+        return np.concatenate(self.pairs_of(test, device_type))
+
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         pairs = self.pairs or default_count(None, device_type) or GPU_PAIRS
-        points = len(self.lams) + len(self.sizes or default_sizes(side))
-        return Plan(2 * pairs, pairs * points, f"{pairs:,} pairs x {points} mixing levels")
+        grid = [("mixup", lam) for lam in self.lams] + [("cutmix", size) for size in self.sizes or default_sizes(side)]
+        mixed = sum(not endpoint(*point, side, side) for point in grid)
+        return Plan(2 * pairs, pairs * mixed, f"{pairs:,} pairs x {len(grid)} mixing levels")
 
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:

@@ -12,15 +12,23 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..data import Split
 from ..errors import BenchError
-from ..robustness.occlusion import MODES, default_sizes, normalised_auc, occlude
+from ..robustness.occlusion import MODES, Mode, centred_mask, default_sizes, normalised_auc, occlude
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
-from .budget import check_max_images, default_count, scored_split
+from .budget import check_max_images, default_count, scored_positions
+from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
 from .tables import cell_stats, level_table, mean_std_table, sampling_note, save_table, settings
 
 TABLE_SIZES = 5
+
+
+def filled(mode: Mode, size: int, height: int, width: int) -> torch.Tensor:
+    """Boolean [H, W]: the pixels `occlude` sets to the fill."""
+    mask = centred_mask(size, height, width)
+    return ~mask if mode == "boundary" else mask
 
 
 @EVALUATIONS.register("occlusion")
@@ -41,8 +49,13 @@ class Occlusion(Evaluation):
         self.sizes, self.fill = sizes, fill
         self.max_images = check_max_images(max_images)
 
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        """The scored images: an empty centre hole, and a boundary hole as large as the image, leave them clean."""
+        return scored_positions(len(test), self.max_images, device_type)
+
     def run(self, ctx: EvalContext) -> list[Row]:
-        test = scored_split(ctx.test, self.max_images, ctx.device.type)
+        positions = self.clean_positions(ctx.test, ctx.device.type)
+        test = ctx.test_at(positions)
         _, height, width, channels = test.x.shape
         side = max(height, width)
         sizes = self.sizes or default_sizes(side)
@@ -51,11 +64,15 @@ class Occlusion(Evaluation):
         fill = ctx.mean.view(-1) if self.fill == "mean" else torch.full((channels,), float(self.fill),
                                                                           device=ctx.device)
         wrong: dict[tuple[str, int], list[torch.Tensor]] = {(mode, size): [] for mode in MODES for size in sizes}
+        clean = [point for point in wrong if not filled(*point, height, width).any()]  # inputs = the clean images
+        for point in clean:
+            wrong[point].append(ctx.clean_logits(positions).argmax(1) != test.y)
         with torch.inference_mode():
             for index in ctx.batches(len(test)):
                 x, y = ctx.to_float(test.x[index]), test.y[index].to(ctx.device)
                 for mode, size in wrong:
-                    wrong[mode, size].append((ctx.forward(occlude(x, size, mode, fill)).argmax(1) != y).cpu())
+                    if (mode, size) not in clean:
+                        wrong[mode, size].append((ctx.forward(occlude(x, size, mode, fill)).argmax(1) != y).cpu())
         fill_text = "dataset mean colour" if self.fill == "mean" else f"grey {float(self.fill):g} on [0, 1]"
         setting = f"fill {fill_text}; {len(test)} test images"
         n = len(test)
@@ -76,8 +93,9 @@ class Occlusion(Evaluation):
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         n = min(test_size, default_count(self.max_images, device_type) or test_size)
-        sizes = len(self.sizes or default_sizes(side))
-        return Plan(n, n * len(MODES) * sizes, f"{n:,} images x {len(MODES)} modes x {sizes} sizes")
+        sizes = self.sizes or default_sizes(side)
+        occluded = sum(bool(filled(mode, size, side, side).any()) for mode in MODES for size in sizes)
+        return Plan(n, n * occluded, f"{n:,} images x {len(MODES)} modes x {len(sizes)} sizes")
 
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:

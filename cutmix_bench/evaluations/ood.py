@@ -18,6 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .. import intervals
+from ..data import Split
 from ..data.cifar import Cifar10
 from ..errors import BenchError
 from ..io import atomic_write
@@ -26,7 +27,8 @@ from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
-from .budget import CPU_DEFAULT_IMAGES, scored_split
+from .budget import CPU_DEFAULT_IMAGES, scored_positions
+from .engine import Positions
 from .figures import new_figure, save_figure
 from .tables import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
 
@@ -121,20 +123,25 @@ class OOD(Evaluation):
         return Plan(images, images, f"{n:,} in-distribution images, {near} near sets of up to {n:,}, {far} far sets "
                                     f"of up to {far_n:,}")
 
+    def clean_positions(self, test: Split, device_type: str) -> Positions:
+        """The in-distribution images: all, or `max_images` of them (`budget.scored_positions`)."""
+        return None if self.max_images is None else scored_positions(len(test), self.max_images, device_type)
+
     def run(self, ctx: EvalContext) -> list[Row]:
         data_root = getattr(ctx.dataset, "root", None)
         ood_root = Path(self.ood_root) if self.ood_root else Path(data_root).parent if data_root else None
         default_near, default_far = default_sets(ctx.dataset, ood_root)
         groups = {"near": default_near if self.near is None else self.near,
                   "far": default_far if self.far is None else self.far}
-        test = ctx.test if self.max_images is None else scored_split(ctx.test, self.max_images, ctx.device.type)
+        positions = self.clean_positions(ctx.test, ctx.device.type)
+        test = ctx.test_at(positions)
         cap = self.max_images if len(test) == len(ctx.test) else len(test)  # OOD sets no larger than in-dist
         if ctx.train is None and any(type(s).setup is not Score.setup for s in self.scores.values()):
             raise BenchError("evaluations.ood: a score with a fit stage needs the training split; none was given")
         for score in self.scores.values():
             if ctx.train is not None:
                 score.setup(ctx, ctx.train)
-        in_logits = ctx.logits(test.x)
+        in_logits = ctx.clean_logits(positions)
         in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
         arrays = {f"in__{name}": values for name, values in in_scores.items()}
         # One resample of the in-distribution images for every set and score, so that means over sets are

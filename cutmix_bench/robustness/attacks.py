@@ -25,9 +25,12 @@ def loss_gradient(forward: Forward, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return grad
 
 
-def fgsm(forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """One signed-gradient step of size `eps`, clipped to [0, 1]."""
-    return (x + eps * loss_gradient(forward, x, y).sign()).clamp(0, 1).detach()
+def fgsm(forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float,
+         sign: torch.Tensor | None = None) -> torch.Tensor:
+    """One signed-gradient step of size `eps`, clipped to [0, 1]. `sign`: the sign of `loss_gradient` at (x, y)
+    when already known, so that several epsilons share one gradient."""
+    sign = loss_gradient(forward, x, y).sign() if sign is None else sign
+    return (x + eps * sign).clamp(0, 1).detach()
 
 
 def project(adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
