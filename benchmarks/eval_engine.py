@@ -24,12 +24,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import timing
 import torch
 import yaml
 
+from cutmix_bench import components as components_module
 from cutmix_bench import runner
 from cutmix_bench.provenance import INFO
 from cutmix_bench.rundir import RunDir, output_dir, suite_runs
@@ -70,6 +72,14 @@ class Counted:
         self.rows[self.label, torch.is_grad_enabled()] += len(inputs[0])
 
 
+def labelled(label: str, run: Callable[[object], object], counted: Counted) -> Callable[[object], object]:
+    """`run`, which first tells the forward counter which evaluation is running."""
+    def wrapped(ctx: object) -> object:
+        counted.label = label
+        return run(ctx)
+    return wrapped
+
+
 def main(argv: list[str] | None = None) -> list[timing.Result]:
     args = timing.parser(__doc__.splitlines()[0])
     args.add_argument("--images", type=int, default=2000, help="test images (default 2000)")
@@ -84,18 +94,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
     timing.setup(f"evaluation engine: resnet8, {opts.images} test images, budget {opts.budget}, eval batch 128",
                  opts.threads, repeats)
     counted = Counted()
-    original_create, original_model = runner.EVALUATIONS.create, runner.create_model
-
-    def create(name: str, key: str | None = None, /, **params: object) -> object:
-        evaluation = original_create(name, key, **params)
-        run = evaluation.run
-
-        def labelled(ctx: object) -> object:
-            counted.label = name
-            return run(ctx)
-
-        evaluation.run = labelled
-        return evaluation
+    original_model = components_module.create_model
 
     def model(*args: object, **kwargs: object) -> torch.nn.Module:
         built = original_model(*args, **kwargs)
@@ -104,6 +103,8 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = load_suite(suite_file(Path(tmp), opts.images, opts.budget, opts.quick))
+        for label, evaluation in components_module.components(suite).evaluations.items():  # built once, by validation
+            evaluation.run = labelled(label, evaluation.run, counted)
         data, cache = load_data(suite), opts.cache or output_dir(suite) / "cache"
         start = time.perf_counter()
         runner.work(suite.model_copy(update={"evaluations": {"clean": {}}}).model_dump(), data=data)  # trains
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
         folder = RunDir.of(output_dir(suite), run)
         seconds: dict[str, list[dict[str, float]]] = {"engine": [], "before": []}
         rows: dict[str, Counter] = {}
-        runner.EVALUATIONS.create, runner.create_model = create, model
+        components_module.create_model = model  # the factory evaluate_run calls
         try:
             def evaluate(share: bool) -> int:
                 for stale in [*folder.path.glob("eval/*"), folder.path / "ood_scores.npz", folder.path / INFO]:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
                                                                      opts.images)}
             timings = timing.interleaved(contenders, repeats, warmup=0)
         finally:
-            runner.EVALUATIONS.create, runner.create_model = original_create, original_model
+            components_module.create_model = original_model
     engine, before, pure = contenders
     timing.print_timings(timings, reference=pure, unit="test img/s")
     profile(seconds, rows, bare_split, inference, gradient)

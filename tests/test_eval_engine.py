@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from cutmix_bench import components as components_module
 from cutmix_bench import runner
 from cutmix_bench.evaluations import EvalContext
 from cutmix_bench.evaluations.engine import CleanLogits, union
@@ -63,7 +64,7 @@ def evaluate(trained: tuple[Path, object], name: str, share: bool, monkeypatch: 
             (row.numpy().tobytes(), torch.is_grad_enabled()) for row in inputs[0].detach().contiguous().cpu()))
         return model
 
-    monkeypatch.setattr(runner, "create_model", counted)
+    monkeypatch.setattr(components_module, "create_model", counted)  # the factory the runner calls
     torch.set_num_threads(1)
     run = suite_runs(suite)[0]
     runner.evaluate_run(suite, run, load_data(suite), torch.device("cpu"), folder, tmp / name / "cache", share)
