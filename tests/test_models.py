@@ -35,7 +35,8 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def test_every_registered_model_is_covered() -> None:
-    assert set(SMALL) == set(MODELS.names()), "add a small configuration of the new model to SMALL"
+    own = {name for name in MODELS.names() if MODELS.get(name).__module__.startswith("cutmix_bench.")}  # not tests'
+    assert set(SMALL) == own, "add a small configuration of the new model to SMALL"
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
