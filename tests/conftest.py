@@ -3,11 +3,12 @@ session, so that the suite behaves the same on a busy 2-core CI machine as on a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from helpers import data_root
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """$CUTMIX_BENCH_DATA, else `<repo root>/../shared/data`; tests using it skip when it is missing."""
-    root = Path(os.environ.get("CUTMIX_BENCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+    root = data_root()
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set CUTMIX_BENCH_DATA)")
     return root

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """Where the real data lives: $CUTMIX_BENCH_DATA, else `<repo root>/../shared/data` (it may be absent)."""
+    return Path(os.environ.get("CUTMIX_BENCH_DATA", REPO.parent / "shared" / "data"))
 
 
 def tiny_suite(tmp_path: Path, **changes: object) -> Path:

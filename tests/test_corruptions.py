@@ -5,7 +5,6 @@ Real images: the first 200 of cifar100/test.npz under $CUTMIX_BENCH_DATA or ../s
 
 from __future__ import annotations
 
-import os
 import sys
 from io import BytesIO
 from pathlib import Path
@@ -22,19 +21,17 @@ from cutmix_bench.corruptions.params import CIFAR, IMAGENET
 from cutmix_bench.corruptions.registry import CorruptionRegistry
 from cutmix_bench.errors import BenchError
 
+from helpers import data_root
+
 # no randomness at all: equal outputs for any two generators
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "gaussian_blur", "contrast", "brightness", "saturate",
                  "jpeg_compression", "pixelate"}
 
 
-def _data_root() -> Path:
-    env = os.environ.get("CUTMIX_BENCH_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
-def real_images() -> np.ndarray:
-    path = _data_root() / "cifar100" / "test.npz"
+def real_images(data_dir: Path) -> np.ndarray:
+    path = data_dir / "cifar100" / "test.npz"
     if not path.is_file():
         pytest.skip(f"real data not found at {path}")
     with np.load(path) as data:
@@ -53,7 +50,7 @@ def images() -> np.ndarray:
 def photos(images: np.ndarray) -> np.ndarray:
     """Six real test images when the data is present, else the synthetic ones: the fidelity checks compare two
     implementations of the same algorithm, which must agree on any input, so they always run."""
-    path = _data_root() / "cifar100" / "test.npz"
+    path = data_root() / "cifar100" / "test.npz"
     if not path.is_file():
         return images
     with np.load(path) as data:

@@ -16,7 +16,6 @@ impulse_noise's `random_noise` was unseeded in the script, so both sides get the
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -290,15 +289,11 @@ ORACLES = {name[4:]: fn for name, fn in globals().items() if name.startswith("re
 KNOWN = {"zoom_blur": (1, 0.004)}
 
 
-def _data_root() -> Path:
-    env = os.environ.get("CUTMIX_BENCH_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="module")
-def photos() -> np.ndarray:
+def photos(data_dir: Path) -> np.ndarray:
     """25 CIFAR-100 test images (every 400th)."""
-    path = _data_root() / "cifar100" / "test.npz"
+    path = data_dir / "cifar100" / "test.npz"
     if not path.is_file():
         pytest.skip(f"real data not found at {path}")
     with np.load(path) as data:
