@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,3 +33,21 @@ def tiny_suite(tmp_path: Path, **changes: object) -> Path:
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     return path
+
+
+class LegacyRng:
+    """The generator methods the corruptions call, answered by NumPy's global legacy state: after the same
+    `np.random.seed(s)` the project draws exactly the numbers a reference that uses `np.random` draws for one
+    image (Hendrycks' make_cifar_c.py, `imagecorruptions`)."""
+
+    def normal(self, loc, scale, size):
+        return np.random.normal(loc, scale, size)
+
+    def uniform(self, low, high, size):
+        return np.random.uniform(low, high, size)
+
+    def integers(self, low, high, size=None):
+        return np.random.randint(low, high, size)
+
+    def poisson(self, lam):
+        return np.random.poisson(lam)

@@ -21,12 +21,11 @@ from cutmix_bench.corruptions.params import CIFAR, IMAGENET
 from cutmix_bench.corruptions.registry import CorruptionRegistry
 from cutmix_bench.errors import BenchError
 
-from helpers import data_root
+from helpers import LegacyRng, data_root
 
 # no randomness at all: equal outputs for any two generators
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "gaussian_blur", "contrast", "brightness", "saturate",
                  "jpeg_compression", "pixelate"}
-
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +54,6 @@ def photos(images: np.ndarray) -> np.ndarray:
         return images
     with np.load(path) as data:
         return np.ascontiguousarray(data["x"][:6])
-
-
-class LegacyRng:
-    """The generator methods the implementation calls, answered by NumPy's global legacy state: with
-    `np.random.seed(s)` this replays exactly the random numbers `imagecorruptions` draws for one image."""
-
-    def normal(self, loc, scale, size):
-        return np.random.normal(loc, scale, size)
-
-    def uniform(self, low, high, size):
-        return np.random.uniform(low, high, size)
-
-    def integers(self, low, high, size=None):
-        return np.random.randint(low, high, size)
-
-    def poisson(self, lam):
-        return np.random.poisson(lam)
 
 
 def test_names_follow_the_release_order() -> None:

@@ -6,7 +6,7 @@ one 32x32 PIL image at a time, NumPy's global legacy random state, and the libra
 same way (scikit-image `gaussian` with `channel_axis=-1` for the removed `multichannel=True`, `random_noise`,
 `rgb2hsv` / `hsv2rgb`; `scipy.ndimage.zoom` / `map_coordinates`; OpenCV; PIL's JPEG codec and BOX resampling).
 The project's batched code runs through the public `corrupt()` on the same image with a generator that answers
-from the same global state (`GlobalState`), and the two uint8 results (the script's final `np.uint8`) are compared
+from the same global state (`LegacyRng`), and the two uint8 results (the script's final `np.uint8`) are compared
 byte for byte on real CIFAR-100 test images at every severity.
 
 Not here: motion_blur and snow call ImageMagick through Wand (tests/test_imagemagick.py compares them with Wand);
@@ -34,6 +34,8 @@ from cutmix_bench import corruptions as C
 from cutmix_bench.corruptions.params import CIFAR
 from cutmix_bench.corruptions.weather import frost_directory
 
+from helpers import LegacyRng
+
 SIDE = 32  # the script hard-codes CIFAR's image side
 # The script's per-severity values, copied from it (not from the project's params.py, which is what is tested).
 SCRIPT = {
@@ -57,23 +59,6 @@ SCRIPT = {
     "elastic_transform": [(SIDE * a, SIDE * s, SIDE * j) for a, s, j in
                           [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]],
 }
-
-
-class GlobalState:
-    """The generator methods the project calls, answered by NumPy's global legacy state (what the script draws
-    from), so that after the same `np.random.seed` both sides see the same numbers for one image."""
-
-    def normal(self, loc, scale, size):
-        return np.random.normal(loc, scale, size)
-
-    def uniform(self, low, high, size):
-        return np.random.uniform(low, high, size)
-
-    def integers(self, low, high, size=None):
-        return np.random.randint(low, high, size)
-
-    def poisson(self, lam):
-        return np.random.poisson(lam)
 
 
 def unit(image: Image.Image, dtype=np.float64) -> np.ndarray:
@@ -289,7 +274,6 @@ ORACLES = {name[4:]: fn for name, fn in globals().items() if name.startswith("re
 KNOWN = {"zoom_blur": (1, 0.004)}
 
 
-
 @pytest.fixture(scope="module")
 def photos(data_dir: Path) -> np.ndarray:
     """25 CIFAR-100 test images (every 400th)."""
@@ -308,7 +292,7 @@ def compare(name: str, images: np.ndarray, severity: int) -> np.ndarray:
         np.random.seed(1000 * severity + i)
         reference = np.uint8(ORACLES[name](Image.fromarray(image), c))
         np.random.seed(1000 * severity + i)
-        ours = C.corrupt(name, image[None], severity, GlobalState())[0]
+        ours = C.corrupt(name, image[None], severity, LegacyRng())[0]
         differences.append(np.abs(ours.astype(int) - reference))
     return np.stack(differences)
 
