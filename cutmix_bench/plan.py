@@ -17,8 +17,7 @@ def run_state(suite: Suite, folder: RunDir) -> str:
     if folder.finished(suite.evaluations):
         return "finished"
     if folder.is_done():
-        missing = [n for n in suite.evaluations if not folder.eval_file(n).exists()]
-        return f"trained; to evaluate: {', '.join(missing)}"
+        return f"trained; to evaluate: {', '.join(folder.missing(suite.evaluations))}"
     if folder.failed.exists():
         return "failed earlier; will retry"
     if folder.checkpoint.exists():

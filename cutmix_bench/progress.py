@@ -76,7 +76,7 @@ def run_state(folder: RunDir, epochs: int, evaluations: list[str], since: float)
     setup.json (written when a process starts on the run) older than that belongs to an earlier session."""
     trained = folder.train_rows.exists()
     epochs_done = epochs if trained else min(epochs, _rows(folder.log))
-    done = [label for label in evaluations if folder.eval_file(label).exists()]
+    missing = folder.missing(evaluations)
     if folder.finished(evaluations):
         state = "done"
     elif folder.failed.exists() and _since(folder.failed, since):
@@ -90,8 +90,9 @@ def run_state(folder: RunDir, epochs: int, evaluations: list[str], since: float)
     elif not trained:
         current = f"epoch {min(epochs_done + 1, epochs)}/{epochs}"
     else:
-        current = "evaluation " + next((label for label in evaluations if label not in done), "results")
-    return RunState(folder.name, state, epochs_done, epochs, len(done), len(evaluations), current)
+        current = "evaluation " + (missing[0] if missing else "results")
+    return RunState(folder.name, state, epochs_done, epochs, len(evaluations) - len(missing), len(evaluations),
+                    current)
 
 
 def eta(elapsed: float, units_at_start: int, units_now: int, units_total: int) -> float | None:

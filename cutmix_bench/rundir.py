@@ -76,10 +76,22 @@ class RunDir:
     def is_done(self) -> bool:
         return self.done.exists()
 
+    def missing(self, evaluations: Iterable[str]) -> list[str]:
+        """The evaluation labels of `evaluations` with no saved result yet."""
+        return [label for label in evaluations if not self.eval_file(label).exists()]
+
     def finished(self, evaluations: Iterable[str]) -> bool:
         """DONE and scored by every evaluation asked for: an evaluation added to the suite later is run on
         the finished model without retraining it."""
-        return self.is_done() and all(self.eval_file(label).exists() for label in evaluations)
+        return self.is_done() and not self.missing(evaluations)
+
+    def failure(self) -> str:
+        """The first line of the FAILED file (which a full disk may have left empty or unreadable)."""
+        try:
+            lines = self.failed.read_text(errors="replace").splitlines()
+        except OSError as exc:
+            return f"failed (its FAILED file is unreadable: {exc.strerror})"
+        return lines[0] if lines and lines[0] else "failed (no error recorded)"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:

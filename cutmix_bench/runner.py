@@ -44,14 +44,6 @@ from .training.callbacks import check_logger, read_log
 log = logging.getLogger("cutmix_bench")
 
 
-
-
-
-
-
-
-
-
 def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, folder: RunDir,
                  cache_dir: Path, share: bool = True) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
@@ -154,7 +146,7 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
         jobs = capped_jobs(jobs, len(pending), device)
     unrecorded, in_flight = executor.execute(suite, out, [r.name for r in pending], work, jobs, data, wait)
     folders = {r.name: RunDir.of(out, r) for r in runs}
-    failures = {name: failure(f) for name, f in folders.items() if f.failed.exists() and not f.is_done()}
+    failures = {name: f.failure() for name, f in folders.items() if f.failed.exists() and not f.is_done()}
     for name, error in {**unrecorded, **in_flight}.items():  # failures no FAILED file records; jobs in flight
         failures.setdefault(name, error)
     for r in runs:
@@ -181,15 +173,6 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
         reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
         log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
     return capped
-
-
-def failure(folder: RunDir) -> str:
-    """The first line of a run's FAILED file (which a full disk may have left empty or unreadable)."""
-    try:
-        lines = folder.failed.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"failed (its FAILED file is unreadable: {exc.strerror})"
-    return lines[0] if lines and lines[0] else "failed (no error recorded)"
 
 
 def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
@@ -222,10 +205,6 @@ def read_setup(folder: RunDir) -> str | None:
         return path.read_text() if path.exists() else None
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
-
-
-
-
 
 
 def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
@@ -328,10 +307,6 @@ def record_failure(run: Run, folder: RunDir, exc: Exception) -> bool:
         log.error("%s: could not record the failure in %s: %s", run.name, folder.failed, again)
         return False
     return True
-
-
-
-
 
 
 RESULT_COLUMNS = ("run", "method", "seed", "evaluation", "metric", "value")

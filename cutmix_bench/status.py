@@ -24,8 +24,7 @@ def run_status(suite: Suite, folder: RunDir) -> dict[str, str]:
     if folder.finished(suite.evaluations):
         row["state"] = "done"
     elif folder.failed.exists() and not folder.is_done():
-        lines = folder.failed.read_text(errors="replace").splitlines()
-        row["state"], row["note"] = "failed", lines[0] if lines else ""
+        row["state"], row["note"] = "failed", folder.failure()
     elif state.get("state") in ACTIVE:
         alive = job_alive(state)
         if alive is False:
@@ -34,8 +33,7 @@ def run_status(suite: Suite, folder: RunDir) -> dict[str, str]:
             row["state"] = state["state"]
             row["note"] = "" if alive else "not verified: the scheduler cannot tell from here"
     elif folder.is_done():
-        missing = [label for label in suite.evaluations if not folder.eval_file(label).exists()]
-        row["note"] = f"trained; to evaluate: {', '.join(missing)}"
+        row["note"] = f"trained; to evaluate: {', '.join(folder.missing(suite.evaluations))}"
     if row["state"] == "to do" and not row["note"] and folder.checkpoint.exists():
         row["note"] = "resumes from last.ckpt"
     return row
