@@ -90,7 +90,6 @@ def ood_metrics(in_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, floa
     }
 
 
-
 def _weighted_counts(positive: np.ndarray, negative: np.ndarray, positive_counts: np.ndarray,
                      negative_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(tp, fp) [block, 1 + thresholds] of the sweep of `roc_curve` when sample i is present counts[:, i]
@@ -106,7 +105,6 @@ def _weighted_counts(positive: np.ndarray, negative: np.ndarray, positive_counts
         return total[:, np.r_[0, above]]
 
     return cumulative(positive, positive_counts), cumulative(negative, negative_counts)
-
 
 
 def _min_count(n: int, level: float = TPR_LEVEL) -> int:
