@@ -71,8 +71,13 @@ def ood_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
             ("separated", rng.random(50) + 2, rng.random(70))]
 
 
+@pytest.mark.parametrize("row_elements", [metrics.Sweep.ROW_ELEMENTS, 1, 2000], ids=["one-step", "1-row", "steps"])
 @pytest.mark.parametrize("name,ins,oods", ood_cases(), ids=[c[0] for c in ood_cases()])
-def test_ood_replicates_equal_the_metrics_of_each_resample(name: str, ins: np.ndarray, oods: np.ndarray) -> None:
+def test_ood_replicates_equal_the_metrics_of_each_resample(name: str, ins: np.ndarray, oods: np.ndarray,
+                                                           row_elements: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every resample's replicates = the metrics of the resampled scores, whether its rows are computed in
+    one step, one row at a time or in steps of several rows (with a shorter last one)."""
+    monkeypatch.setattr(metrics.Sweep, "ROW_ELEMENTS", row_elements)
     ones = metrics.ood_metric_replicates(ins, oods, np.ones((1, len(ins)), int), np.ones((1, len(oods)), int))
     for key, value in metrics.ood_metrics(ins, oods).items():
         assert ones[key][0] == pytest.approx(value, abs=1e-12), key

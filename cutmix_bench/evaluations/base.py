@@ -72,7 +72,7 @@ class EvalContext:
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         """Differentiable logits of float images in [0, 1], NCHW on the device; normalisation inside."""
-        x = (x01 - self.mean) / self.std
+        x = (x01 - self.mean).div_(self.std)  # in place: one temporary less per batch, the same bits as `/`
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x).float()

@@ -22,7 +22,7 @@ from ..data import Split
 from ..data.cifar import Cifar10
 from ..errors import BenchError
 from ..io import atomic_write
-from ..ood.metrics import METRICS, ood_metric_replicates, ood_metrics, roc_curve
+from ..ood.metrics import METRICS, Sweep, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
 from . import EVALUATIONS
@@ -203,7 +203,8 @@ class OOD(Evaluation):
 def bootstrap_metrics(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: list[np.ndarray],
                       ood_counts: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Each metric of `ood_metrics` (fraction) on every resample: [resamples] arrays."""
-    blocks = [ood_metric_replicates(in_scores, ood_scores, a, b) for a, b in zip(in_counts, ood_counts)]
+    sweep = Sweep(in_scores, ood_scores)
+    blocks = [sweep.replicates(a, b) for a, b in zip(in_counts, ood_counts)]
     return {metric: np.concatenate([block[metric] for block in blocks]) for metric in METRICS}
 
 

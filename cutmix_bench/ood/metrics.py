@@ -90,50 +90,84 @@ def ood_metrics(in_scores: np.ndarray, ood_scores: np.ndarray) -> dict[str, floa
     }
 
 
-def _weighted_counts(positive: np.ndarray, negative: np.ndarray, positive_counts: np.ndarray,
-                     negative_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(tp, fp) [block, 1 + thresholds] of the sweep of `roc_curve` when sample i is present counts[:, i]
-    times (a bootstrap resample). Thresholds are the unique scores of the original samples; one that no
-    resampled score takes repeats the previous point, which changes no metric, so each row gives exactly the
-    metrics of its resample."""
-    thresholds = np.unique(np.concatenate([positive, negative]))[::-1]
-
-    def cumulative(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        above = scores.size - np.searchsorted(np.sort(scores), thresholds, side="left")  # number of scores >= t
-        total = np.zeros((len(counts), scores.size + 1), dtype=np.int64)
-        np.cumsum(counts[:, np.argsort(-scores, kind="stable")], axis=1, out=total[:, 1:])
-        return total[:, np.r_[0, above]]
-
-    return cumulative(positive, positive_counts), cumulative(negative, negative_counts)
-
-
 def _min_count(n: int, level: float = TPR_LEVEL) -> int:
     """Smallest k with k / n >= level, in the float arithmetic of `fpr_at_tpr`."""
     return int(np.argmax(np.arange(n + 1) / n >= level))
 
 
+def _at_least(scores: np.ndarray, thresholds: np.ndarray, strictly: bool = False) -> np.ndarray:
+    """How many `scores` are >= (strictly: >) each threshold."""
+    return scores.size - np.searchsorted(np.sort(scores), thresholds, side="right" if strictly else "left")
+
+
+class Sweep:
+    """The threshold sweep of `roc_curve` on resampled scores: `replicates` gives the six metrics of
+    `ood_metrics` on each bootstrap resample, where in-distribution sample i is drawn in_counts[:, i] times and
+    OOD sample j ood_counts[:, j] times (the two samples are independent draws, so they are resampled
+    independently; each row of counts sums to its sample's size). With all counts 1 it equals `ood_metrics`.
+
+    A resample's sweep only moves where an original score lies, so every metric reads two cumulative counts
+    (weighted counts of the highest k in-distribution / OOD scores) at fixed columns computed once here:
+    AUROC, AUPR-Out and FPR@95 change only at OOD scores, AUPR-In and TNR@95 only at in-distribution scores, and
+    detection accuracy peaks just before or at an OOD score. This reads [rows, unique scores of one sample]
+    instead of the whole sweep of both: about 2x faster at 2,000 + 1,000 to 10,000 + 10,000 scores. Counts,
+    AUROC, FPR, TNR and detection accuracy are exact integers; the AUPR sums skip zero terms, so they can differ
+    from the whole sweep's in the last bit (1e-16)."""
+
+    ROW_ELEMENTS = 1 << 17  # rows per step x scores: [rows, scores] int64 arrays of 1 MiB (fastest of 2^16-2^19)
+
+    def __init__(self, in_scores: np.ndarray, ood_scores: np.ndarray) -> None:
+        self.in_scores = _check(in_scores, "in-distribution scores")
+        self.ood_scores = _check(ood_scores, "OOD scores")
+        self.n_in, self.n_ood = self.in_scores.size, self.ood_scores.size
+        ins, oods = np.unique(self.in_scores)[::-1], np.unique(self.ood_scores)[::-1]  # descending
+        # Columns of the cumulative counts: at each in-distribution score t, in >= t and in > t (its step) and
+        # OOD >= t; at each OOD score t, in and OOD >= t and > t.
+        self.at_in = (_at_least(self.in_scores, ins), _at_least(self.in_scores, ins, True),
+                      _at_least(self.ood_scores, ins))
+        self.at_ood = (_at_least(self.in_scores, oods), _at_least(self.in_scores, oods, True),
+                       _at_least(self.ood_scores, oods), _at_least(self.ood_scores, oods, True))
+        self.in_order = np.argsort(-self.in_scores, kind="stable")
+        self.ood_order = np.argsort(-self.ood_scores, kind="stable")
+
+    def replicates(self, in_counts: np.ndarray, ood_counts: np.ndarray) -> dict[str, np.ndarray]:
+        """The six metrics on each resample ([rows] arrays; counts: [rows, n_in] and [rows, n_ood])."""
+        step = max(1, self.ROW_ELEMENTS // max(self.n_in, self.n_ood))
+        parts = [self._rows(in_counts[i:i + step], ood_counts[i:i + step]) for i in range(0, len(in_counts), step)]
+        return {metric: np.concatenate([part[metric] for part in parts]) for metric in METRICS}
+
+    def _rows(self, in_counts: np.ndarray, ood_counts: np.ndarray) -> dict[str, np.ndarray]:
+        n_in, n_ood, rows = self.n_in, self.n_ood, np.arange(len(in_counts))
+        cum_in = np.zeros((len(in_counts), n_in + 1), dtype=np.int64)  # weighted count of the k highest scores
+        np.cumsum(in_counts[:, self.in_order], axis=1, out=cum_in[:, 1:])
+        cum_ood = np.zeros((len(ood_counts), n_ood + 1), dtype=np.int64)
+        np.cumsum(ood_counts[:, self.ood_order], axis=1, out=cum_ood[:, 1:])
+        # At in-distribution scores t (in positive, score >= t): tp, its step, fp.
+        in_ge, in_gt, ood_ge = self.at_in
+        tp, fp = cum_in[:, in_ge], cum_ood[:, ood_ge]
+        step_tp = tp - cum_in[:, in_gt]
+        aupr_in = np.sum(step_tp * (tp / np.maximum(tp + fp, 1)), axis=1) / n_in
+        tnr95 = 1 - fp[rows, np.sum(tp < _min_count(n_in), axis=1)] / n_ood  # at the first TPR >= 95%
+        # At OOD scores t: in and OOD counts >= t (the point) and > t (the point before).
+        in_ge, in_gt, ood_ge, ood_gt = self.at_ood
+        tp, tp_before, fp, fp_before = cum_in[:, in_ge], cum_in[:, in_gt], cum_ood[:, ood_ge], cum_ood[:, ood_gt]
+        step_fp = fp - fp_before
+        auroc = np.sum(step_fp * (tp + tp_before), axis=1) / (2 * n_in * n_ood)
+        ood_below, in_below = n_ood - fp_before, n_in - tp_before  # OOD positive: counts <= t
+        aupr_out = np.sum(step_fp * (ood_below / np.maximum(ood_below + in_below, 1)), axis=1) / n_ood
+        # OOD positive (score <= t): the last point flagging >= 95% of OOD is the point before the first OOD
+        # score where more than n_ood - (95% of n_ood) OOD scores are >= t.
+        first_over = np.sum(fp <= n_ood - _min_count(n_ood), axis=1)
+        fpr95 = (n_in - tp_before[rows, first_over]) / n_in
+        # (TPR + TNR) / 2 rises between OOD scores, so its maximum is at a point before or at one, or at the ends.
+        gap = np.maximum(np.max(tp_before * n_ood - fp_before * n_in, axis=1), np.max(tp * n_ood - fp * n_in, axis=1))
+        gap = np.maximum(np.maximum(gap, 0), cum_in[:, -1] * n_ood - cum_ood[:, -1] * n_in)
+        detection = 0.5 * (1 + gap / (n_in * n_ood))
+        return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, "fpr95": fpr95, "tnr95": tnr95,
+                "detection_acc": detection}
+
+
 def ood_metric_replicates(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: np.ndarray,
                           ood_counts: np.ndarray) -> dict[str, np.ndarray]:
-    """The six metrics of `ood_metrics` on each bootstrap resample ([block] arrays): in-distribution sample
-    i drawn in_counts[:, i] times, OOD sample j ood_counts[:, j] times (the two samples are independent
-    draws, so they are resampled independently). With all counts 1 this equals `ood_metrics`.
-
-    Integer counts along one sweep (in-distribution positive, score >= t) give all six: the OOD-positive
-    sweep on negated scores visits the same thresholds upwards, and its counts "score <= t_j" are the totals
-    minus the counts ">= t_(j-1)" of the next higher threshold."""
-    in_scores, ood_scores = _check(in_scores, "in-distribution scores"), _check(ood_scores, "OOD scores")
-    n_in, n_ood = in_scores.size, ood_scores.size
-    tp, fp = _weighted_counts(in_scores, ood_scores, in_counts, ood_counts)  # in >= t, OOD >= t
-    d_tp, d_fp = np.diff(tp, axis=1), np.diff(fp, axis=1)
-    auroc = np.sum(d_fp * (tp[:, 1:] + tp[:, :-1]), axis=1) / (2 * n_in * n_ood)
-    aupr_in = np.sum(d_tp * (tp[:, 1:] / np.maximum(tp[:, 1:] + fp[:, 1:], 1)), axis=1) / n_in
-    ood_below, in_below = n_ood - fp[:, :-1], n_in - tp[:, :-1]  # OOD / in <= t_j, j = 1..T
-    aupr_out = np.sum(d_fp * (ood_below / np.maximum(ood_below + in_below, 1)), axis=1) / n_ood
-    rows = np.arange(len(tp))
-    first = np.sum(tp < _min_count(n_in), axis=1)  # first point with TPR >= 95% (in positive)
-    tnr95 = 1 - fp[rows, first] / n_ood
-    last = np.sum(fp <= n_ood - _min_count(n_ood), axis=1) - 1  # OOD positive: >= 95% of OOD are <= t_last
-    fpr95 = (n_in - tp[rows, last]) / n_in
-    detection = 0.5 * (1 + np.max(tp * n_ood - fp * n_in, axis=1) / (n_in * n_ood))
-    return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, "fpr95": fpr95, "tnr95": tnr95,
-            "detection_acc": detection}
+    """The six metrics of `ood_metrics` on each bootstrap resample ([block] arrays); see `Sweep`."""
+    return Sweep(in_scores, ood_scores).replicates(in_counts, ood_counts)
