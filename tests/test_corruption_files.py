@@ -234,6 +234,20 @@ def test_report_tables_are_mean_and_std_over_seeds(tmp_path: Path) -> None:
     assert (tmp_path / "figures" / "corruption_severity.png").stat().st_size > 1000
 
 
+def test_report_keeps_the_column_of_a_corruption_whose_plugin_is_not_loaded(tmp_path: Path) -> None:
+    """Rows of a plug-in corruption (not registered in this process) keep their per-corruption row."""
+    cells = pd.DataFrame([{"metric": "top1_err", "subset": c, "level": s, "value": 10.0 * i + s}
+                          for i, c in enumerate([*PAIR, "my_plugin_blur"]) for s in (1, 5)])
+    rows = [{"metric": "clean_err", "value": 5.0}, *cells.to_dict("records"),
+            *summary_rows(cells[cells["subset"].isin(PAIR)], 5.0),
+            {"metric": "corruption_err", "subset": "my_plugin_blur", "value": 23.0}]
+    frame = pd.DataFrame(rows).assign(method="baseline", seed=0, source="generated")
+    ctx = ReportContext(out_dir=tmp_path, figures_dir=tmp_path / "figures", methods=["baseline"])
+    main_table = Corruptions.report(frame, ctx).split("Per corruption (mean over its severities):\n\n")[1]
+    lines = [[c.strip() for c in line.strip("|").split("|")] for line in main_table.split("\n\n")[0].splitlines()]
+    assert lines[-1] == ["my_plugin_blur", "23.00"], lines
+
+
 def test_official_directory_follows_the_runs_test_subset(tmp_path: Path) -> None:
     """The context says how the split was drawn (`test_draw`); no file of the run folder is read."""
     official_dir(tmp_path / "c", n=8)

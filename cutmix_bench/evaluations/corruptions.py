@@ -108,8 +108,12 @@ class Corruptions(Evaluation):
         keys = set(rows["key"])
         mean_key, mean_label, mean_text = mean_column(rows)
         names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
+        # A plug-in's corruption whose module this process did not load keeps its column, under its own name.
+        unloaded = [k.split(":", 1)[1] for k in dict.fromkeys(rows["key"]) if k.startswith("corruption_err:")
+                    and k.split(":", 1)[1] not in CORRUPTIONS]
         main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
-                **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names}}
+                **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names},
+                **{f"corruption_err:{c}": c for c in unloaded}}
         summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
                    **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
         summary = {k: v for k, v in summary.items() if k in keys}
