@@ -109,8 +109,8 @@ class Corruptions(Evaluation):
         mean_key, mean_label, mean_text = mean_column(rows)
         names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
         # A plug-in's corruption whose module this process did not load keeps its column, under its own name.
-        unloaded = [k.split(":", 1)[1] for k in dict.fromkeys(rows["key"]) if k.startswith("corruption_err:")
-                    and k.split(":", 1)[1] not in CORRUPTIONS]
+        listed = [k.split(":", 1)[1] for k in dict.fromkeys(rows["key"]) if k.startswith("corruption_err:")]
+        unloaded = [c for c in listed if c not in CORRUPTIONS]
         main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
                 **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names},
                 **{f"corruption_err:{c}": c for c in unloaded}}

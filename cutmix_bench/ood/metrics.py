@@ -95,9 +95,9 @@ def _min_count(n: int, level: float = TPR_LEVEL) -> int:
     return int(np.argmax(np.arange(n + 1) / n >= level))
 
 
-def _at_least(scores: np.ndarray, thresholds: np.ndarray, strictly: bool = False) -> np.ndarray:
-    """How many `scores` are >= (strictly: >) each threshold."""
-    return scores.size - np.searchsorted(np.sort(scores), thresholds, side="right" if strictly else "left")
+def _at_least(ascending: np.ndarray, thresholds: np.ndarray, strictly: bool = False) -> np.ndarray:
+    """How many of the sorted scores `ascending` are >= (strictly: >) each threshold."""
+    return ascending.size - np.searchsorted(ascending, thresholds, side="right" if strictly else "left")
 
 
 class Sweep:
@@ -120,13 +120,13 @@ class Sweep:
         self.in_scores = _check(in_scores, "in-distribution scores")
         self.ood_scores = _check(ood_scores, "OOD scores")
         self.n_in, self.n_ood = self.in_scores.size, self.ood_scores.size
-        ins, oods = np.unique(self.in_scores)[::-1], np.unique(self.ood_scores)[::-1]  # descending
+        in_sorted, ood_sorted = np.sort(self.in_scores), np.sort(self.ood_scores)
+        ins, oods = np.unique(in_sorted)[::-1], np.unique(ood_sorted)[::-1]  # descending
         # Columns of the cumulative counts: at each in-distribution score t, in >= t and in > t (its step) and
         # OOD >= t; at each OOD score t, in and OOD >= t and > t.
-        self.at_in = (_at_least(self.in_scores, ins), _at_least(self.in_scores, ins, True),
-                      _at_least(self.ood_scores, ins))
-        self.at_ood = (_at_least(self.in_scores, oods), _at_least(self.in_scores, oods, True),
-                       _at_least(self.ood_scores, oods), _at_least(self.ood_scores, oods, True))
+        self.at_in = (_at_least(in_sorted, ins), _at_least(in_sorted, ins, True), _at_least(ood_sorted, ins))
+        self.at_ood = (_at_least(in_sorted, oods), _at_least(in_sorted, oods, True),
+                       _at_least(ood_sorted, oods), _at_least(ood_sorted, oods, True))
         self.in_order = np.argsort(-self.in_scores, kind="stable")
         self.ood_order = np.argsort(-self.ood_scores, kind="stable")
 
