@@ -119,7 +119,7 @@ def format_difference(diff: Any) -> str:
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
     from .evaluations.figures import summary_bars
-    from .summary import HEADLINES, difference, headline_values
+    from .summary import HEADLINES, difference, headline_values, pairwise
 
     values = headline_values(results)
     evaluated = set(results["evaluation"])
@@ -166,9 +166,51 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
                   f"to be seed or sampling noise; check the arrow for better or worse). Intervals: "
                   f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
                   markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
+    if len(others) >= 2 and len(values):
+        parts.append(pairs_section(pairwise(values, methods), HEADLINES, methods, out_dir))
     if len(values):
         parts.append(summary_bars(values, HEADLINES, methods, out_dir / "figures") + "\n")
     return "\n".join(parts)
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def pairs_section(pairs: pd.DataFrame, headlines: list[Any], methods: list[str], out_dir: Path) -> str:
+    """Every pair of methods (rows of `summary.pairwise`): the difference, its p-value and the
+    Holm-adjusted one; the pairs that stay below 5% after the adjustment, named."""
+    names = [(m, o) for j, m in enumerate(methods) for o in methods[:j]]
+    body, survivors = [], []
+    for h in headlines:
+        mine = pairs[pairs["headline"] == h.key].set_index(["method", "other"])
+        if mine.empty:
+            continue
+        row = [f"{h.label} {h.arrow}"]
+        for method, other in names:
+            pair = mine.loc[(method, other)]
+            if math.isnan(pair["delta"]):
+                row.append("–")
+            elif math.isnan(pair["p_holm"]):
+                row.append(f"{pair['delta']:+.2f} (untested)")
+            else:
+                survives = pair["p_holm"] < 0.05
+                mark = " *" if survives else ""
+                row.append(f"{pair['delta']:+.2f} (p {_p(pair['p'])}, Holm {_p(pair['p_holm'])}){mark}")
+                if survives:
+                    survivors.append(f"{display_name(method)} − {display_name(other)} on {h.label} "
+                                     f"({pair['delta']:+.2f}, Holm p {_p(pair['p_holm'])})")
+        body.append(row)
+    columns = [f"{display_name(m)} − {display_name(o)}" for m, o in names]
+    found = ("Differences that survive Holm at 5%: " + "; ".join(survivors) + ".") if survivors else \
+        "No pairwise difference survives Holm at 5%."
+    return (f"### Every pair of methods, Holm-adjusted\n\nEach column is one method minus another, by the test "
+            f"of the table above, with its two-sided p-value and the **Holm-adjusted** p-value (Holm's "
+            f"step-down over the {len(names)} pairs of each metric: one family per row; pairs without a test "
+            f"are left out of the family); **\\*** marks a Holm-adjusted p < 0.05. The marks of the table "
+            f"above are not adjusted for the number of comparisons. All pairs: "
+            f"{save_table(out_dir, 'summary_pairs', pairs)}.\n\n"
+            + markdown_table(body, ["Metric", *columns]) + f"\n\n{found}\n")
 
 
 def figures_section(methods: list[str], out_dir: Path) -> str:

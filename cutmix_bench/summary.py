@@ -1,11 +1,12 @@
-"""The report's first screen: one value per run for each headline metric, and each method's difference
-to the baseline with a 95% interval.
+"""The report's first screen: one value per run for each headline metric, each method's difference
+to the baseline with a 95% interval, and the difference of every pair of methods with a Holm-adjusted
+p-value (`pairwise`).
 
 With >= 2 seeds shared with the baseline, the interval is the paired t interval over seeds
 (`scipy.stats.ttest_rel`: the same seed gives the same data order and initialisation, so seeds pair).
 With one seed it is the per-image interval of results.csv's `ci_low` / `ci_high`, the two methods'
 half-widths combined as if independent (sqrt of the sum of squares; conservative, as both are scored
-on the same images)."""
+on the same images); its p-value is the two-sided normal one of that interval."""
 
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ class Difference:
     high: float
     test: str  # "paired-t", "per-image", "none"
     seeds: int
+    p: float = math.nan  # two-sided p-value of "no difference" by the same test; NaN when untested
 
     @property
     def significant(self) -> bool:
@@ -133,9 +135,50 @@ def difference(mine: pd.DataFrame, base: pd.DataFrame) -> Difference:
             return Difference(delta, math.nan, math.nan, "paired-t", len(paired))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            interval = stats.ttest_rel(paired["value"], paired["value_base"]).confidence_interval(0.95)
-        return Difference(delta, float(interval.low), float(interval.high), "paired-t", len(paired))
+            test = stats.ttest_rel(paired["value"], paired["value_base"])
+            interval = test.confidence_interval(0.95)
+        return Difference(delta, float(interval.low), float(interval.high), "paired-t", len(paired),
+                          float(test.pvalue))
     half = math.sqrt(paired["half"].iloc[0] ** 2 + paired["half_base"].iloc[0] ** 2)
     if math.isnan(half):
         return Difference(delta, math.nan, math.nan, "none", 1)
-    return Difference(delta, delta - half, delta + half, "per-image", 1)
+    standard_error = half / stats.norm.ppf(0.975)  # the 95% half-width is 1.96 standard errors
+    p = float(2 * stats.norm.sf(abs(delta) / standard_error)) if half > 0 else math.nan
+    return Difference(delta, delta - half, delta + half, "per-image", 1, p)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN = untested, left out of the family and
+    kept NaN): the k-th smallest of m gets max over j <= k of min(1, (m - j + 1) p_(j)).
+    Written here, not imported: statsmodels' `multipletests` (which the tests compare with) would be a
+    dependency for five lines, and scipy has only the FDR adjustments."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    adjusted = np.full(len(p), np.nan)
+    adjusted[order] = stepped
+    return adjusted.tolist()
+
+
+PAIR_COLUMNS = ["headline", "method", "other", "delta", "low", "high", "test", "seeds", "p", "p_holm"]
+
+
+def pairwise(values: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Every pair of methods on every headline (rows of `headline_values`): `method` - `other` for each
+    `other` before `method` in `methods`, by `difference`, with the p-value Holm-adjusted over the pairs
+    of that headline (one family per headline: m(m-1)/2 comparisons for m methods)."""
+    rows = []
+    for headline in dict.fromkeys(values["headline"]):
+        mine = values[values["headline"] == headline]
+        family = []
+        for j, method in enumerate(methods):
+            for other in methods[:j]:
+                diff = difference(mine[mine["method"] == method], mine[mine["method"] == other])
+                family.append({"headline": headline, "method": method, "other": other, "delta": diff.delta,
+                               "low": diff.low, "high": diff.high, "test": diff.test, "seeds": diff.seeds,
+                               "p": diff.p})
+        for row, adjusted in zip(family, holm([row["p"] for row in family])):
+            rows.append({**row, "p_holm": adjusted})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)

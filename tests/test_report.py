@@ -216,3 +216,66 @@ def test_the_paper_suite_carries_table_3() -> None:
     assert "ICCV 2019, Table 3" in suite.reference.citation
     assert {m: r["top1_err"] for m, r in suite.reference.results.items()} == {
         "baseline": 16.45, "cutout": 16.53, "mixup": 15.63, "cutmix": 14.47}
+
+
+def holm_by_definition(pvalues: list[float]) -> list[float]:
+    """Holm (1979) written from its definition, independently of `summary.holm`: sort ascending, the k-th
+    (from 0) of m is compared with alpha / (m - k); the adjusted p-value is the smallest alpha at which the
+    step-down procedure rejects it, i.e. the running max of (m - k) p_(k), capped at 1."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    adjusted, running = [math.nan] * len(pvalues), 0.0
+    for k, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - k) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+@pytest.mark.parametrize("pvalues", [[0.01, 0.04, 0.03, 0.005], [0.5, math.nan, 0.01, 0.2, 0.01, 0.9],
+                                     [0.3], [math.nan, math.nan], [0.001, 0.02, 0.0205, 0.4, 0.6, 0.049]])
+def test_holm_equals_its_definition_and_statsmodels(pvalues: list[float]) -> None:
+    from cutmix_bench.summary import holm
+
+    adjusted = holm(pvalues)
+    np.testing.assert_allclose(adjusted, holm_by_definition(pvalues), rtol=0, atol=1e-15)
+    try:
+        from statsmodels.stats.multitest import multipletests
+    except ImportError:  # not a dependency; the definition above is the oracle then
+        return
+    tested = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    if tested:
+        reference = multipletests([pvalues[i] for i in tested], alpha=0.05, method="holm")[1]
+        np.testing.assert_allclose([adjusted[i] for i in tested], reference, rtol=1e-12)
+
+
+def p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_every_pair_is_tested_and_holm_adjusted_per_metric(tmp_path: Path) -> None:
+    report = report_from_dir(write_dir(tmp_path / "r", SUITE, results_table([0, 1, 2]))).read_text()
+    pairs = table(report, "### Every pair of methods, Holm-adjusted")
+    assert pairs["Metric"] == ["CutMix − Baseline", "Mixup − Baseline", "Mixup − CutMix"]
+    assert "Holm's step-down over the 3 pairs of each metric" in report
+    for label, values in (("Clean top-1 error (%) ↓", ERRORS), ("ECE (%) ↓", ECE)):
+        named = [("cutmix", "baseline"), ("mixup", "baseline"), ("mixup", "cutmix")]
+        p = [stats.ttest_rel(values[a], values[b]).pvalue for a, b in named]
+        adjusted = holm_by_definition(p)
+        for column, (a, b) in enumerate(named):
+            delta = np.mean(np.subtract(values[a], values[b]))
+            mark = " *" if adjusted[column] < 0.05 else ""
+            cell = f"{delta:+.2f} (p {p_text(p[column])}, Holm {p_text(adjusted[column])}){mark}"
+            assert pairs[label][column] == cell, (label, a, b)
+    saved = pd.read_csv(tmp_path / "r" / "tables" / "summary_pairs.csv")
+    assert len(saved) == 2 * 3 and set(saved["test"]) == {"paired-t"}
+    assert "Differences that survive Holm at 5%:" in report
+
+
+def test_one_seed_pairs_use_the_normal_p_value_of_the_per_image_interval(tmp_path: Path) -> None:
+    from cutmix_bench.summary import difference
+
+    mine = pd.DataFrame({"seed": [0], "value": [18.0], "half": [2.5]})
+    base = pd.DataFrame({"seed": [0], "value": [25.0], "half": [2.5]})
+    diff = difference(mine, base)
+    se = math.sqrt(2 * 2.5 ** 2) / stats.norm.ppf(0.975)
+    assert diff.test == "per-image" and diff.p == pytest.approx(2 * stats.norm.cdf(-7.0 / se), rel=1e-12)
+    assert (diff.p < 0.05) == diff.significant  # the p-value and the interval agree
