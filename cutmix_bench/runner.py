@@ -74,6 +74,8 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
             record(folder.path, seconds={label: time.perf_counter() - started})
             kill_point(f"evaluation:{run.name}:{label}")
             result.insert(0, "evaluation", label)
+            if "value" in result:
+                result.insert(result.columns.get_loc("value") + 1, "unit", result["metric"].map(evaluation.unit))
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows

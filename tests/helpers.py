@@ -51,3 +51,11 @@ class LegacyRng:
 
     def poisson(self, lam):
         return np.random.poisson(lam)
+
+
+def documented_units() -> dict[tuple[str, str], str]:
+    """(evaluation, metric) -> unit, from the metric table of docs/results-schema.md."""
+    text = (REPO / "docs" / "results-schema.md").read_text().split("## Metrics", 1)[1]
+    cells = [[c.strip().strip("`") for c in line.strip("|").split("|")] for line in text.splitlines()
+             if line.startswith("| `")]
+    return {(row[0], row[1]): row[2] for row in cells}

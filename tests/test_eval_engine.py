@@ -23,7 +23,7 @@ from cutmix_bench.rundir import RunDir, output_dir, suite_runs
 from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import load_suite
 
-from helpers import REPO, tiny_suite
+from helpers import REPO, documented_units, tiny_suite
 
 EVALUATIONS = {  # every evaluation, at reduced counts; subsets of the test split where they have a budget
     "clean": {},
@@ -94,8 +94,11 @@ def test_no_clean_image_is_forwarded_twice_and_results_are_identical(trained, mo
     assert len(gradient) == 60 and set(gradient.values()) == {1}
     assert set(Counter(row for row, grad in seen_before if grad and row in clean).values()) == {4}
     assert len(seen) < len(seen_before)
+    documented = documented_units()
     for label in EVALUATIONS:
         assert shared.eval_file(label).read_bytes() == unshared.eval_file(label).read_bytes(), label
+        rows = pd.read_csv(shared.eval_file(label), keep_default_na=False)  # every emitted metric: unit as documented
+        assert rows["unit"].tolist() == [documented.get((label, metric)) for metric in rows["metric"]], label
 
 
 def test_clean_logits_forward_each_position_once_in_the_planned_batches() -> None:

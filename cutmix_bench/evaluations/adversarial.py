@@ -40,6 +40,7 @@ class Adversarial(Evaluation):
     """Rows: top1_acc (%) for subset clean (level 0), fgsm (level = eps x 255) and pgd (level = eps x 255)."""
 
     title = "Adversarial robustness (white-box)"
+    units = {"top1_acc": "percent"}
 
     def __init__(self, epsilons: Sequence[float] = (1, 2, 4, 8), pgd_epsilon: float | None = 8, pgd_step: float = 2,
                  pgd_steps: int = 10, random_start: bool = True, max_images: int | None = None,

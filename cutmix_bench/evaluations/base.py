@@ -3,7 +3,8 @@ the rows of all runs into a markdown section. Scoring, metrics and data live in 
 
 A row is a dict with at least `metric` and `value`; `subset` (e.g. a corruption or an OOD set) and
 `level` (e.g. a severity, an epsilon, an occlusion size) are the usual extra keys. The runner adds
-run, method, seed, model, dataset and evaluation.
+run, method, seed, model, dataset, evaluation and `unit` (from the evaluation's `units`; every metric
+and unit is described in docs/results-schema.md).
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ class Evaluation:
     (validated there), and set `title`."""
 
     title = "Evaluation"
+    units: dict[str, str] = {}  # metric -> unit of its `value` (percent, nats, count, ...): results.csv `unit`
+
+    @classmethod
+    def unit(cls, metric: str) -> str:
+        """The unit of `metric`'s values; "" when the evaluation does not state it (a plug-in may not)."""
+        return cls.units.get(metric, "")
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""

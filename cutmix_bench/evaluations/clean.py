@@ -87,6 +87,7 @@ class Clean(Evaluation):
     """Its rows form the report's main table, together with training time (see report.py)."""
 
     title = "Clean test set"
+    units = {"top1_err": "percent", "top5_err": "percent", "nll": "nats", "ece": "percent"}
 
     def __init__(self, ece_bins: int = 15) -> None:
         if ece_bins < 1:

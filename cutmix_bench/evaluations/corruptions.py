@@ -41,6 +41,9 @@ class Corruptions(Evaluation):
     `evaluations.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
 
     title = "Corruption robustness (CIFAR-C)"
+    units = {"clean_err": "percent", "top1_err": "percent", "mce": "percent", "mean_err": "percent",
+             "relative_mce": "percentage points", "relative_mean_err": "percentage points",
+             "category_err": "percent", "severity_err": "percent", "extra_err": "percent", "corruption_err": "percent"}
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
                  corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,

@@ -44,6 +44,7 @@ class InBetween(Evaluation):
     """Rows: p_a / p_b / p_neither (%) per subset (mixup: level = lam, the weight of A; cutmix: level = s)."""
 
     title = "In-between class"
+    units = {"p_a": "percent", "p_b": "percent", "p_neither": "percent"}
 
     def __init__(self, pairs: int | None = None, lams: list[float] | None = None, sizes: list[int] | None = None,
                  seed: int = 0) -> None:

@@ -37,6 +37,7 @@ class Occlusion(Evaluation):
     area under error vs s / side (needs >= 2 sizes)."""
 
     title = "Occlusion"
+    units = {"top1_err": "percent", "auc_err": "percent"}
 
     def __init__(self, sizes: list[int] | None = None, fill: str | float = "mean",
                  max_images: int | None = None) -> None:

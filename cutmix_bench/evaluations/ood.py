@@ -90,6 +90,8 @@ def default_sets(dataset: Any, ood_root: Path | None) -> tuple[list[SetSpec], li
 @EVALUATIONS.register("ood")
 class OOD(Evaluation):
     title = "Out-of-distribution detection"
+    units = {**{metric: "percent" for metric in METRICS}, **{f"mean_{metric}": "percent" for metric in METRICS},
+             "n_images": "count", "skipped": "none"}
 
     def __init__(self, near: list | None = None, far: list | None = None, scores: Any = None,
                  max_images: int | None = None, ood_root: str | None = None) -> None:

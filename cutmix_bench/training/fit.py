@@ -22,6 +22,10 @@ from .loader import RunData
 from .module import Classifier
 
 CPUINFO = Path("/proc/cpuinfo")
+# the unit of each training row's value (results.csv `unit`; docs/results-schema.md). The loss is the
+# training objective on the mixed targets, averaged over the last epoch's batches.
+TRAIN_UNITS = {"train_minutes": "minutes", "images_per_second": "images/second", "final_train_loss": "nats",
+               "wall_seconds_this_session": "seconds"}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bf16 dot products (Cooper Lake, Sapphire Rapids, Zen 4)
 
 
@@ -63,10 +67,11 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     seconds = time.perf_counter() - started
     epoch_log = read_log(log_file)
     images = steps * cfg.batch_size * len(epoch_log)
-    return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
-            {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
-            {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
-            {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
+    epoch_seconds = epoch_log["seconds"].sum()
+    values = {"train_minutes": epoch_seconds / 60, "images_per_second": images / epoch_seconds,
+              "final_train_loss": epoch_log["train_loss"].iloc[-1], "wall_seconds_this_session": seconds}
+    return [{"evaluation": "train", "metric": metric, "value": value, "unit": TRAIN_UNITS[metric]}
+            for metric, value in values.items()]
 
 
 def distributed(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
