@@ -32,7 +32,8 @@ EVALUATIONS = {  # every evaluation, at reduced counts; subsets of the test spli
     "inbetween": {"pairs": 80},
     "adversarial": {"max_images": 60, "pgd_steps": 2},
     "ood": {"near": [{"name": "synthetic", "label": "other", "params": {"seed": 7, "train_size": 10,
-                                                                        "test_size": 256}}], "far": ["gaussian"]},
+                                                                        "test_size": 256}}], "far": ["gaussian"],
+            "scores": ["msp", "energy", "mahalanobis", {"knn": {"k": 10}}, "vim", "react"]},  # fitted: no 2nd forward
 }
 
 
@@ -105,14 +106,15 @@ def test_clean_logits_forward_each_position_once_in_the_planned_batches() -> Non
     images = torch.arange(10)
     calls: list[list[int]] = []
 
-    def logits(batch: torch.Tensor) -> torch.Tensor:
+    def logits(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         calls.append(batch.tolist())
-        return torch.stack([batch.float(), -batch.float()], 1)
+        return torch.stack([batch.float(), -batch.float()], 1), 10 * batch.float()[:, None]
 
     cache = CleanLogits(images, logits)
     cache.plan(union([np.array([7, 2, 7]), np.array([5])], 10))
     assert calls == []  # lazy
     assert cache(np.array([5, 2, 5])).tolist() == [[5, -5], [2, -2], [5, -5]]
+    assert cache.features(np.array([2, 5])).tolist() == [[20], [50]]  # the same pass
     assert calls == [[2, 5, 7]]  # the planned union, sorted, at once
     assert cache(np.array([7])).tolist() == [[7, -7]] and len(calls) == 1
     assert cache(np.array([9, 0, 7, 9])).tolist() == [[9, -9], [0, 0], [7, -7], [9, -9]]

@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..data import Dataset, Split
+from ..errors import BenchError
 from ..rundir import RunDir
-from .engine import CleanLogits, Positions, union
+from .engine import CleanLogits, FeatureCatcher, Positions, classifier_head, union
 
 Row = dict[str, Any]
 
@@ -50,11 +51,13 @@ class EvalContext:
     # (data.test_subset, data.subset_seed) when `test` is that seeded subset of the dataset's test set, else None
     test_draw: tuple[int, int] | None = None
     clean: CleanLogits = field(init=False)
+    fitted: dict[int, tuple[Split, torch.Tensor, torch.Tensor]] = field(init=False)  # id(split) -> its pass
 
     def __post_init__(self) -> None:
         self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
-        self.clean = CleanLogits(self.test.x, self.logits)
+        self.clean = CleanLogits(self.test.x, self.logits_features)
+        self.fitted = {}
 
     def test_at(self, positions: Positions) -> Split:
         """The test split at `positions` (None: the whole split, in order)."""
@@ -70,6 +73,30 @@ class EvalContext:
         if not self.share:
             return self.logits(self.test.x if positions is None else self.test.x[torch.as_tensor(positions)])
         return self.clean(positions)
+
+    def clean_features(self, positions: Positions = None) -> torch.Tensor:
+        """Penultimate features (float32, CPU) of the clean test images at `positions`, from the same single pass
+        as `clean_logits` (`engine.CleanLogits`)."""
+        if not self.share:
+            images = self.test.x if positions is None else self.test.x[torch.as_tensor(positions)]
+            return self.logits_features(images)[1]
+        return self.clean.features(positions)
+
+    def split_features(self, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and penultimate features of another split (the training split, for fitted OOD scores), forwarded
+        once per model however many scores ask."""
+        if id(split) not in self.fitted:
+            self.fitted[id(split)] = (split, *self.logits_features(split.x))  # the split is kept: its id stays its own
+        return self.fitted[id(split)][1:]
+
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight [K, D] and bias [K] (float64, CPU) of the model's classifier head (`engine.classifier_head`)."""
+        head = classifier_head(self.model)
+        if head is None:
+            raise BenchError(f"model {type(self.model).__name__}: a feature-based OOD score needs a final nn.Linear "
+                             f"classifier (its input is the penultimate feature); the model has none")
+        bias = head.bias if head.bias is not None else torch.zeros(head.out_features)
+        return head.weight.detach().double().cpu(), bias.detach().double().cpu()
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         """Differentiable logits of float images in [0, 1], NCHW on the device; normalisation inside."""
@@ -92,6 +119,14 @@ class EvalContext:
         """Logits [N, K] (float32, CPU) of uint8 NHWC images, in batches under inference mode."""
         out = [self.forward(self.to_float(images[index])).cpu() for index in self.batches(len(images))]
         return torch.cat(out) if out else torch.empty(0, 0)
+
+    @torch.inference_mode()
+    def logits_features(self, images: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """`logits` of the images and, from the same forward, their penultimate features [N, D] (float32, CPU;
+        the input of the classifier head, D = 0 for a model without one)."""
+        with FeatureCatcher(classifier_head(self.model)) as catcher:
+            logits = self.logits(images)
+        return logits, catcher.take(len(images))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from ..data import Split
 from ..data.cifar import Cifar10
 from ..errors import BenchError
 from ..io import atomic_write
+from ..ood.fitted import FeatureScore
 from ..ood.metrics import METRICS, Sweep, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
@@ -37,7 +38,8 @@ CPU_FAR_IMAGES = CPU_DEFAULT_IMAGES  # far sets per set on CPU by default (in-di
 
 SCORES_FILE = "ood_scores.npz"
 DEFAULT_SCORES = ("msp", "maxlogit", "energy")
-SCORE_NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "odin": "ODIN"}
+SCORE_NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "odin": "ODIN", "mahalanobis": "Mahalanobis",
+               "knn": "KNN", "vim": "ViM", "react": "ReAct"}
 METRIC_NAMES = {"auroc": "AUROC ↑", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑", "fpr95": "FPR@95 ↓",
                 "tnr95": "TNR@TPR95 ↑", "detection_acc": "Det. acc ↑"}
 SHOWN = ("auroc", "fpr95")  # in the per-set markdown table; the CSV has all of METRICS
@@ -143,8 +145,10 @@ class OOD(Evaluation):
         for score in self.scores.values():
             if ctx.train is not None:
                 score.setup(ctx, ctx.train)
+        featured = any(isinstance(score, FeatureScore) for score in self.scores.values())
         in_logits = ctx.clean_logits(positions)
-        in_scores = {name: score(ctx, test.x, in_logits) for name, score in self.scores.items()}
+        in_features = ctx.clean_features(positions) if featured else None
+        in_scores = {name: scored(score, ctx, test.x, in_logits, in_features) for name, score in self.scores.items()}
         arrays = {f"in__{name}": values for name, values in in_scores.items()}
         # One resample of the in-distribution images for every set and score, so that means over sets are
         # resampled jointly; each OOD set has its own (independent) stream.
@@ -163,10 +167,10 @@ class OOD(Evaluation):
                     continue
                 n = len(ood.images)
                 rows.append({"metric": "n_images", "value": n, **base, "score": "", "note": "", "n": n})
-                logits = ctx.logits(ood.images)
+                logits, features = ctx.logits_features(ood.images) if featured else (ctx.logits(ood.images), None)
                 ood_counts = list(intervals.resample_counts(n, [intervals.SEED, zlib.crc32(spec.label.encode())]))
                 for name, score in self.scores.items():
-                    values = score(ctx, ood.images, logits)
+                    values = scored(score, ctx, ood.images, logits, features)
                     arrays[f"{spec.label}__{name}"] = values
                     spread = bootstrap_metrics(in_scores[name], values, in_counts, ood_counts)
                     for metric, value in ood_metrics(in_scores[name], values).items():
@@ -200,6 +204,11 @@ class OOD(Evaluation):
         parts.append(f"{'Metrics: ' + note + ' ' if note else ''}All six metrics per (set, score, method), "
                      f"mean / std / seeds: {save_table(ctx.out_dir, 'ood', cell_stats(scored))}.")
         return "\n\n".join(parts)
+
+
+def scored(score: Score, ctx: EvalContext, images: Any, logits: Any, features: Any) -> np.ndarray:
+    """A score's values for images whose logits (and, for a feature score, features) this forward computed."""
+    return score.from_features(logits, features) if isinstance(score, FeatureScore) else score(ctx, images, logits)
 
 
 def bootstrap_metrics(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: list[np.ndarray],
