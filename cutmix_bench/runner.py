@@ -59,7 +59,9 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
         model.compile()  # in place, as in training
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
                       seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share)
+                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share,
+                      train_draw=None if suite.data.train_subset is None else (suite.data.train_subset,
+                                                                                suite.data.subset_seed))
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     evaluations = components(suite).evaluations
     # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)

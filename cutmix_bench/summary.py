@@ -72,6 +72,7 @@ HEADLINES = [
     Headline("clean_err", "Clean top-1 error (%)", "clean", True, _metric("top1_err")),
     Headline("ece", "ECE (%)", "clean", True, _metric("ece")),
     Headline("mce", "Corruption mCE (%)", "corruptions", True, _corruption_mean),
+    Headline("ece_shift", "ECE under corruption (%)", "corruptions", True, _metric("mean_ece")),
     Headline("auroc_near", "OOD AUROC near (%)", "ood", False, _ood_auroc("near")),
     Headline("auroc_far", "OOD AUROC far (%)", "ood", False, _ood_auroc("far")),
     Headline("occlusion_auc", "Occlusion AUC err, centre (%)", "occlusion", True, _metric("auc_err", subset="centre")),

@@ -41,7 +41,9 @@ EVALUATIONS = {  # every evaluation, at reduced counts; subsets of the test spli
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """One trained run (tiny CNN, 256 test images, eval batch 64) without any evaluation yet."""
     tmp = tmp_path_factory.mktemp("engine")
-    suite = load_suite(tiny_suite(tmp, methods={"baseline": {}}, eval_batch_size=64,
+    data = {"name": "synthetic", "params": {"num_classes": 4, "train_size": 600, "test_size": 256},
+            "train_subset": 512}  # 88 training images held out: corruptions' temperature scaling fits on them
+    suite = load_suite(tiny_suite(tmp, methods={"baseline": {}}, eval_batch_size=64, data=data,
                                   evaluations={"clean": {}}))
     runner.run_suite(suite)
     folder = RunDir.of(output_dir(suite), suite_runs(suite)[0])
@@ -100,6 +102,8 @@ def test_no_clean_image_is_forwarded_twice_and_results_are_identical(trained, mo
         assert shared.eval_file(label).read_bytes() == unshared.eval_file(label).read_bytes(), label
         rows = pd.read_csv(shared.eval_file(label), keep_default_na=False)  # every emitted metric: unit as documented
         assert rows["unit"].tolist() == [documented.get((label, metric)) for metric in rows["metric"]], label
+    temperature = pd.read_csv(shared.eval_file("corruptions")).query("metric == 'temperature'")
+    assert temperature["n"].tolist() == [88] and 0.05 < temperature["value"].item() < 20
 
 
 def test_clean_logits_forward_each_position_once_in_the_planned_batches() -> None:

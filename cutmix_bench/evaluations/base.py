@@ -50,6 +50,9 @@ class EvalContext:
     std: torch.Tensor = field(init=False)
     # (data.test_subset, data.subset_seed) when `test` is that seeded subset of the dataset's test set, else None
     test_draw: tuple[int, int] | None = None
+    # (data.train_subset, data.subset_seed) when `train` is that seeded subset of the training set, else None: the
+    # other training images were held out from training (temperature scaling fits on them)
+    train_draw: tuple[int, int] | None = None
     clean: CleanLogits = field(init=False)
     fitted: dict[int, tuple[Split, torch.Tensor, torch.Tensor]] = field(init=False)  # id(split) -> its pass
 

@@ -1,7 +1,8 @@
 """Corruption robustness (Hendrycks & Dietterich, ICLR 2019): top-1 error on every (corruption,
 severity) cell of a CIFAR-C style set, from the official files or from a set generated once into the
 suite's cache, plus the summaries of `cifar_c.metrics`. Clean error is measured here too, so the
-relative error and the report section do not depend on the `clean` evaluation."""
+relative error and the report section do not depend on the `clean` evaluation. From the same logits,
+calibration under shift (`calibration`: ECE, NLL, Brier per cell, raw and temperature-scaled)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from ..errors import BenchError
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Plan, ReportContext, Row
 from .budget import check_max_images, scored_positions
+from .calibration import CellStats, cell_rows, fit_temperature, held_out_training_images
+from .calibration import report_section as calibration_section
+from .calibration import summary_rows as calibration_rows
 from .clean import top1_wrong
 from .engine import Positions
 from .figures import new_figure, save_figure
@@ -43,11 +47,25 @@ class Corruptions(Evaluation):
     title = "Corruption robustness (CIFAR-C)"
     units = {"clean_err": "percent", "top1_err": "percent", "mce": "percent", "mean_err": "percent",
              "relative_mce": "percentage points", "relative_mean_err": "percentage points",
-             "category_err": "percent", "severity_err": "percent", "extra_err": "percent", "corruption_err": "percent"}
+             "category_err": "percent", "severity_err": "percent", "extra_err": "percent", "corruption_err": "percent",
+             **{f"{m}{s}": u for s in ("", "_ts") for m, u in (("ece", "percent"), ("nll", "nats"),
+                                                                ("brier", "squared probability"))},
+             **{f"mean_{m}{s}": u for s in ("", "_ts") for m, u in (("ece", "percent"), ("nll", "nats"),
+                                                                     ("brier", "squared probability"))},
+             **{f"reliability_{m}{s}": "percent" for s in ("", "_ts") for m in ("acc", "conf", "share")},
+             "temperature": "ratio"}
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
                  corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
-                 workers: int | None = None, max_images: int | None = None) -> None:
+                 workers: int | None = None, max_images: int | None = None, calibration: bool = True,
+                 temperature_images: int = 5000, ece_bins: int = 15) -> None:
+        if not isinstance(calibration, bool):
+            raise ValueError(f"calibration: expected true or false, got {calibration!r}")
+        if not isinstance(temperature_images, int) or temperature_images < 1:
+            raise ValueError(f"temperature_images: expected an integer >= 1, got {temperature_images!r}")
+        if not isinstance(ece_bins, int) or ece_bins < 1:
+            raise ValueError(f"ece_bins: expected an integer >= 1, got {ece_bins!r}")
+        self.calibration, self.temperature_images, self.ece_bins = calibration, temperature_images, ece_bins
         names = corruption_names() if corruptions is None else corruptions
         self.max_images = check_max_images(max_images)
         self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
@@ -65,7 +83,15 @@ class Corruptions(Evaluation):
         labels = test.y
         clean_wrong = top1_wrong(ctx.clean_logits(positions), labels)
         keys = [(c, s) for c in self.corruptions for s in self.severities]
-        wrong = [top1_wrong(ctx.logits(source.images(c, s)), labels) for c, s in keys]
+        temperature, held_out = self.temperature(ctx)
+        wrong, raw, scaled = [], [], []
+        for c, s in keys:
+            logits = ctx.logits(source.images(c, s))
+            wrong.append(top1_wrong(logits, labels))
+            if self.calibration:
+                raw.append((c, s, CellStats(logits, labels, self.ece_bins)))
+                if temperature is not None:
+                    scaled.append((c, s, CellStats(logits / temperature, labels, self.ece_bins)))
         n = len(test)
         clean = 100 * float(clean_wrong.float().mean())
         cells = [{"metric": "top1_err", "subset": c, "level": s, "value": 100 * float(w.float().mean()),
@@ -74,7 +100,34 @@ class Corruptions(Evaluation):
         replicates = intervals.mean_replicates(100 * torch.stack([clean_wrong, *wrong], 1).double().numpy())
         rows = [{"metric": "clean_err", "value": clean, **intervals.binomial(int(clean_wrong.sum()), n)}, *cells,
                 *summary_rows(pd.DataFrame(cells), clean, replicates[:, 1:], replicates[:, 0], n)]
+        if self.calibration:
+            rows += self.calibration_rows(ctx.clean_logits(positions), labels, raw, scaled, temperature, held_out)
         return [{**row, "source": description} for row in rows]
+
+    def temperature(self, ctx: EvalContext) -> tuple[float | None, int]:
+        """The model's temperature fitted on held-out training images (`calibration.held_out_training_images`),
+        and their number; (None, 0) without calibration or without held-out images."""
+        if not self.calibration:
+            return None, 0
+        held_out = held_out_training_images(ctx.dataset.load("train"), ctx.train_draw, self.temperature_images)
+        if held_out is None:
+            log.warning("%s: no training image was held out from training (data.train_subset unset); "
+                        "calibration is reported without temperature scaling", KEY)
+            return None, 0
+        return fit_temperature(ctx.logits(held_out.x), held_out.y), len(held_out)
+
+    def calibration_rows(self, clean_logits: torch.Tensor, labels: torch.Tensor, raw: list, scaled: list,
+                         temperature: float | None, held_out: int) -> list[Row]:
+        """Clean and per-cell ECE / NLL / Brier, raw and (suffix `_ts`) temperature-scaled; their means over the
+        benchmark cells with the pooled reliability diagram; the temperature."""
+        rows = cell_rows([("clean", 0, CellStats(clean_logits, labels, self.ece_bins))], "") + cell_rows(raw, "")
+        rows += calibration_rows([cell for cell in raw if cell[0] in BENCHMARK], "")
+        if temperature is not None:
+            rows += [{"metric": "temperature", "value": temperature, "n": held_out}]
+            rows += cell_rows([("clean", 0, CellStats(clean_logits / temperature, labels, self.ece_bins))], "_ts")
+            rows += cell_rows(scaled, "_ts")
+            rows += calibration_rows([cell for cell in scaled if cell[0] in BENCHMARK], "_ts")
+        return rows
 
     def clean_positions(self, test: Split, device_type: str) -> Positions:
         return scored_positions(len(test), self.max_images, device_type)
@@ -138,7 +191,8 @@ class Corruptions(Evaluation):
             severity = {"clean_err": "Clean", **{f"severity_err:{s}": f"Severity {s}" for s in levels}}
             parts += ["Error by severity (mean over the evaluated benchmark corruptions):",
                       mean_std_table(rows, severity, ctx.methods, column="key"), severity_figure(rows, ctx, levels)]
-        return "\n\n".join(parts)
+        calibration = calibration_section(rows, ctx.methods, ctx.figures_dir)
+        return "\n\n".join(parts + ([calibration] if calibration else []))
 
 
 def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
