@@ -170,13 +170,14 @@ def download(pins: dict[str, str], folder: Path) -> list[Path]:
 
 def pure_fallbacks(floors: list[dict], report: dict) -> dict[str, str]:
     """{name: version} of the image packages under a floor whose version there is not known and whose resolved
-    wheel is pure Python (one of any Python runs there): the fallback/ folder."""
+    wheel is pure Python (one of any Python runs there): the fallback/ folder. (A requirement met by another
+    build, opencv-python by the image's headless one, gets none.)"""
     pure = {canonicalize_name(item["metadata"]["name"]) for item in report["install"]
             if item["download_info"]["url"].endswith("-none-any.whl")}
     picked = {}
     for floor in floors:
         name = canonicalize_name(Requirement(floor["requirement"]).name)
-        if name in pure and name not in IMAGE_VERSIONS and floor["resolved"]:
+        if name in pure and name in IMAGE and name not in IMAGE_VERSIONS and floor["resolved"]:
             picked[name] = floor["resolved"]
     return picked
 
