@@ -43,6 +43,7 @@ if [ -n "$MISSING" ]; then
     [ -d "$BUNDLE/wheels" ] || fail "$PYTHON lacks the modules $MISSING, and there is no $BUNDLE/wheels to \
 install them from; run 'nox -s gpu_bundle' where PyPI is reachable, and carry gpu-check-data"
     SITE="${GPU_CHECK_SITE:-$(mktemp -d -t gpu-check-site.XXXXXX)}"
+    [ -n "${GPU_CHECK_SITE:-}" ] || trap 'rm -rf "$SITE"' EXIT  # a folder of its own: gone with the check
     echo "gpu_check: missing modules: $MISSING; installing $BUNDLE/wheels into $SITE (pip --no-index)"
     offline_pip "$BUNDLE"/wheels/*.whl || fail "pip could not install $BUNDLE/wheels/*.whl into $SITE"
     export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
