@@ -58,6 +58,7 @@ install them from; run 'nox -s gpu_bundle' where PyPI is reachable, and carry gp
     done
     MISSING="$(missing)"
     [ -z "$MISSING" ] || fail "still missing after installing the bundle: $MISSING"
+    echo "gpu_check: bundle installed; $SECONDS s since the start"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # the project from this tree
 
