@@ -58,8 +58,8 @@ def engine_options(posargs: list[str]) -> list[str]:
 
 @nox.session(venv_backend="none")
 def gpu(session: nox.Session) -> None:
-    """benchmarks/gpu_check.sh in the current Python (it finds or installs what it needs itself, and must work with
-    a pre-installed torch); outputs under $OUT. Options after --, e.g. `nox -s gpu -- --mode cpu`."""
+    """benchmarks/gpu_check.sh in the current Python (it uses the installed torch and installs what else is missing
+    from gpu-check-data/, offline); outputs under $OUT. Options after --, e.g. `nox -s gpu -- --mode cpu`."""
     session.run("bash", "benchmarks/gpu_check.sh", *session.posargs, external=True)
 
 
