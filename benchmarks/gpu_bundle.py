@@ -69,9 +69,6 @@ IMAGE_VERSIONS = {"torch": "2.11.0", "torchvision": "0.26.0", "pytorch-lightning
 # names opencv-python; the image has opencv-python-headless.
 PROVIDED_BY = {"opencv-python": ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                                  "opencv-contrib-python-headless")}
-# pyproject's optional extras that the GPU check needs (none: timm of `bench` is on the image anyway, and
-# bench_train_step.py does not import it).
-EXTRAS: tuple[str, ...] = ()
 
 
 class BundleError(Exception):
@@ -85,12 +82,11 @@ def on_image(name: str) -> bool:
 
 
 def project_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[Requirement]:
-    """pyproject's dependencies (plus EXTRAS) as parsed requirements."""
+    """pyproject's dependencies as parsed requirements. (No optional extra: the GPU check needs none, and timm of
+    `bench` is on the image anyway.)"""
     import tomllib  # Python >= 3.11; only `make` (here) reads pyproject
 
-    project = tomllib.loads(pyproject.read_text())["project"]
-    texts = project["dependencies"] + [t for extra in EXTRAS for t in project["optional-dependencies"][extra]]
-    return [Requirement(text) for text in texts]
+    return [Requirement(text) for text in tomllib.loads(pyproject.read_text())["project"]["dependencies"]]
 
 
 def lacking(requirements: list[Requirement]) -> list[Requirement]:
@@ -107,7 +103,7 @@ def target_environment() -> dict[str, str]:
 
 def split(report: dict) -> tuple[dict[str, str], list[dict]]:
     """From pip's installation report of the roots' whole closure: ({name: version} to carry: every distribution
-    the image lacks), [floors: {carrier, requirement, pure_version}] of carried wheels on image packages)."""
+    the image lacks, [{carrier, requirement, resolved}: the floors that carried wheels put on image packages])."""
     carried, versions, floors = {}, {}, []
     for item in report["install"]:
         meta = item["metadata"]
