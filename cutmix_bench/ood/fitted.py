@@ -90,7 +90,7 @@ class KNN(FeatureScore):
         check_fitted_on(features, "knn", self.k)
         self.bank = torch.from_numpy(unit_rows(features))
 
-    def from_features(self, logits: torch.Tensor, features: torch.Tensor, chunk: int = 1024) -> np.ndarray:
+    def from_features(self, logits: torch.Tensor, features: torch.Tensor, chunk: int = 256) -> np.ndarray:
         queries = torch.from_numpy(unit_rows(features.double().numpy()))
         out = []
         for start in range(0, len(queries), chunk):  # [chunk, train] distances at a time
