@@ -64,7 +64,8 @@ def test_the_cache_key_follows_the_package_source(tmp_path: Path, monkeypatch) -
 def test_a_plugin_listing_is_built_not_cached(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     plugin = tmp_path / "my_models.py"
-    plugin.write_text('"""A plug-in model module written by the listing test, with one model in it."""\nfrom cutmix_bench.models import MODELS\n\n'
+    plugin.write_text('"""A plug-in model module written by the listing test, with one model in it."""\n'
+                      'from cutmix_bench.models import MODELS\n\n'
                       '@MODELS.register("listed_plugin_model")\ndef build(num_classes):\n'
                       '    """A one-layer model for the listing test, long enough to describe."""\n    return None\n')
     assert "listed_plugin_model" in listing([str(plugin)])
