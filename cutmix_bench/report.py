@@ -55,7 +55,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     setup, source = recorded_setup(suite, out_dir)
     env = read_json(out_dir / "environment.json", {})
     infos = read_json(out_dir / "runs.json", {})
-    data, model, train = setup["data"], setup["model"], setup["train"]
+    data, model, train = setup["data"], setup["model"], setup.get("train") or {}
     sizes = {(i.get("train_images"), i.get("test_images")) for i in infos.values() if "train_images" in i}
     used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" for a, b in sorted(sizes))) if sizes \
         else "; images used not recorded"
@@ -73,7 +73,8 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
                   f"{parameters}"),
         ("Schedule", f"{train['epochs']} epochs, batch {train['batch_size']}, {opt.get('name')} lr {opt.get('lr')}"
                      f" ({sched.get('name')}), weight decay {opt.get('weight_decay')}, precision "
-                     f"{train.get('precision')}"),
+                     f"{train.get('precision')}" if not all_evaluated(suite) else
+                     "not trained by this tool: models scored by `cutmix-bench evaluate` (see Methods)"),
         ("Methods", methods),
         ("Seeds", f"{', '.join(map(str, suite.seeds))} ({runs} of {len(suite.methods) * len(suite.seeds)} runs "
                   f"finished)"),
@@ -88,6 +89,11 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     return (f"# {suite.name}\n\n{markdown_table([[f'**{k}**', v] for k, v in lines], ['', ''])}\n\n"
             "All numbers are from the model of the **last epoch** (not the best epoch on the test set); mean ± "
             "sample std over seeds, a single seed shows the value alone.\n")
+
+
+def all_evaluated(suite: Suite) -> bool:
+    """Every row label is a model scored by `cutmix-bench evaluate` (its methods entry says `method: evaluated`)."""
+    return bool(suite.methods) and all(p.get("method") == "evaluated" for p in suite.methods.values())
 
 
 def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:

@@ -20,6 +20,11 @@ from .plugins import load_plugins, resolve_plugin_files
 def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
     relative paths given with --set are relative to the current directory."""
+    return validate(read_suite(path, overrides), str(path))
+
+
+def read_suite(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The suite file as a mapping, its paths resolved and the overrides applied; not yet validated."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: suite file not found")
@@ -39,7 +44,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
-    return validate(raw, str(path))
+    return raw
 
 
 def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
