@@ -204,7 +204,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import ModelSpec, evaluate_models, evaluation_suite, run_spec
+    from .scoring import ModelSpec, evaluate_models, evaluation_suite, run_spec
 
     normalisation: Any = args.normalisation
     if (args.mean is None) != (args.std is None):

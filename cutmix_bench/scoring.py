@@ -111,7 +111,7 @@ def evaluation_suite(suite_file: Path | None, overrides: list[str], specs: list[
         raise BenchError("--data: give the data either in the suite file or with --data, not both")
     reference = raw.pop("reference", None)
     raw.setdefault("model", {"name": "tiny"})
-    raw.setdefault("train", {"epochs": 1})
+    raw.setdefault("train", {}).setdefault("epochs", 1)
     if not raw.get("methods"):
         raw["methods"] = {"baseline": {}}
     raw.setdefault("seeds", [0])
@@ -214,13 +214,20 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_model(loaded: Loaded, data: tuple[Dataset, Split, Split], device: torch.device) -> None:
+def on_device(program: nn.Module, device: torch.device) -> nn.Module:
+    """A TorchScript module in eval mode on the device; an exported program's module (which has no train / eval
+    switch: it was exported in the mode it runs) on the device."""
+    program = program.to(device)
+    return program.eval() if isinstance(program, torch.jit.ScriptModule) else program
+
+
+def check_model(loaded: Loaded, data: tuple[Dataset, Split, Split], device: torch.device, name: str) -> None:
     """The model takes the data's images and gives one logit per class of the data, checked on one image."""
     dataset, _, test = data
     side = test.x.shape[1]
     label = loaded.spec.label
     if loaded.input_size is not None and loaded.input_size != side:
-        raise BenchError(f"{label}: the model takes {loaded.input_size}-pixel images, the data ({dataset.name}) "
+        raise BenchError(f"{label}: the model takes {loaded.input_size}-pixel images, the data ({name}) "
                          f"has {side}-pixel images; score it on data of its input size")
     x = torch.as_tensor(test.x[:1]).permute(0, 3, 1, 2).float().div(255).to(device)
     try:
@@ -232,7 +239,7 @@ def check_model(loaded: Loaded, data: tuple[Dataset, Split, Split], device: torc
     if not isinstance(out, torch.Tensor) or out.shape != (1, dataset.num_classes):
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BenchError(f"{label}: the model gives {shape} for one image, expected [1, {dataset.num_classes}]: "
-                         f"one logit per class of {dataset.name} ({dataset.num_classes} classes)")
+                         f"one logit per class of {name} ({dataset.num_classes} classes)")
 
 
 def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: Reference | None = None,
@@ -254,8 +261,8 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
     loaded = [load_model(spec, data[0]) for spec in specs]
     folders = {}
     for item in loaded:  # everything checked before any folder is written
-        item.model = item.model.to(dev).eval() if is_program(item.model) else prepared(suite, item.model, dev)
-        check_model(item, data, dev)
+        item.model = on_device(item.model, dev) if is_program(item.model) else prepared(suite, item.model, dev)
+        check_model(item, data, dev, suite.data.name)
         folder = RunDir.of(out, Run(item.spec.label, item.spec.seed))
         setup = json.dumps({"data": suite.data.model_dump(mode="json"), "model": {"name": item.record.get(
             "model", item.record["format"]), "params": item.record.get("params", {})}, "evaluated": {
@@ -345,7 +352,7 @@ def evaluate(model: nn.Module, data: str | dict[str, Any] | Path, evaluations: d
     if evaluations is not None:
         raw["evaluations"] = evaluations
     raw.setdefault("model", {"name": "tiny"})
-    raw.setdefault("train", {"epochs": 1})
+    raw.setdefault("train", {}).setdefault("epochs", 1)
     raw["methods"] = raw.get("methods") or {"baseline": {}}
     raw.setdefault("seeds", [0])
     suite = validate(raw, "evaluate(data=...)")
