@@ -267,3 +267,13 @@ def test_the_readme_api_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     assert (tmp_path / "scored" / "report.md").is_file()
     errors = table[(table["evaluation"] == "clean") & (table["metric"] == "top1_err")]["value"]
     assert len(errors) == 1 and 0 <= errors.iloc[0] <= 100
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "suites" / "published").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_published_suites_validate_with_their_reference(path: Path) -> None:
+    from cutmix_bench.scoring import evaluation_suite
+
+    label = next(iter(yaml.safe_load(path.read_text())["reference"]["results"]))
+    suite, reference = evaluation_suite(path, [], [ModelSpec(label, "checkpoint")])
+    assert reference is not None and reference.results[label]["top1_err"] in (22.75, 14.47)
+    assert suite.data.name == "cifar100" and "clean" in suite.evaluations
