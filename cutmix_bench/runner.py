@@ -33,6 +33,7 @@ from .executors.state import held_by_job, write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
+from .models.memory_format import to_channels_last
 from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
@@ -65,7 +66,7 @@ def prepared(suite: Suite, model: nn.Module, device: torch.device) -> nn.Module:
     """A model as evaluation runs it: on the device, in eval mode, channels-last and compiled if the suite says so."""
     model = model.to(device).eval()
     if suite.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     if suite.eval_compile:
         model.compile()  # in place, as in training
     return model
