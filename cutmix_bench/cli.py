@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "suite's evaluations; each model a row of results.csv and the report",
         description="Score models trained here or elsewhere with the evaluations of a suite (or of the dataset's "
                     "defaults). LABEL= before a path names the model's row (default: the run's method, the file's "
-                    "stem). Formats: " + ", ".join(["cutmix-official (clovaai/CutMix-PyTorch)", "openood (OpenOOD v1.5 "
+                    "stem); files given under one label are its seeds 0, 1, ... (averaged as a method's seeds). "
+                    "Formats: " + ", ".join(["cutmix-official (clovaai/CutMix-PyTorch)", "openood (OpenOOD v1.5 "
                     "ResNet18_32x32)", "state-dict (this package, timm, torchvision)", "lightning"]) + ".")
     evaluate.add_argument("suite", type=Path, nargs="?", help="suite YAML file: data, evaluations, reference "
                           "(default: the first --run folder's suite, else --data)")
@@ -228,7 +229,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for label, path in map(labelled, args.programs):
         specs.append(ModelSpec(label or Path(path).stem, "program", Path(path), normalisation=normalisation,
                                input_size=args.input_size))
-    for spec in specs:
+    for i, spec in enumerate(specs):  # files under one label: its seeds 0, 1, ... in the order given
+        if spec.kind != "run":
+            spec.seed = sum(other.label == spec.label and other.kind != "run" for other in specs[:i])
         if spec.kind == "run" and (normalisation is not None or args.input_size):
             spec.normalisation, spec.input_size = normalisation, args.input_size
     if not specs:

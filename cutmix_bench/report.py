@@ -21,7 +21,8 @@ from .io import write_text
 from .provenance import read_json
 
 MISSING = "missing"
-PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece"}  # a reference metric -> the summary row it joins
+# a reference metric -> the summary row it joins
+PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece", "auroc_near": "auroc_near", "auroc_far": "auroc_far"}
 FINDINGS = "findings.md"  # optional, beside results.csv: the reader's interpretation, placed after the summary
 
 

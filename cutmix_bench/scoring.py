@@ -7,9 +7,11 @@ of `checkpoints`, a TorchScript or `torch.export` file, or (Python API) a module
 input size are its own: stated, or implied by the checkpoint format, and checked against the data before anything
 is scored (a wrong class count or image size is one BenchError).
 
-An evaluated model's folder is `<out>/runs/<label>-s<seed>/`, with setup.json recording how the model was given
-(file, format, SHA-256, normalisation); a folder holding anything else (a trained run, another model) is never
-written over. The output folder may be a suite's output_dir: its trained runs stay and share the report.
+Several models under one label are its seeds (0, 1, ... in the order given; a run folder keeps its seed), averaged
+in the report as a method's seeds are. An evaluated model's folder is `<out>/runs/<label>-s<seed>/`, with
+setup.json recording how the model was given (format, model, normalisation) and evaluated.json its file and
+SHA-256; a folder holding anything else (a trained run, another model or file) is never written over. The
+output folder may be a suite's output_dir: its trained runs stay and share the report.
 """
 
 from __future__ import annotations
@@ -250,10 +252,10 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
     for label in labels:
         if not NAME.fullmatch(label):
             raise BenchError(f"--label: {label!r} is not a valid label (it names the run folder); expected {NAME_RULE}")
-    if len(set(labels)) < len(labels):
-        raise BenchError(f"--label: two models share the label {next(x for x in labels if labels.count(x) > 1)!r}; "
-                         f"give each its own")
-    check_writable(out)
+    keys = [(s.label, s.seed) for s in specs]
+    if len(set(keys)) < len(keys):
+        label, seed = next(k for k in keys if keys.count(k) > 1)
+        raise BenchError(f"--label: two models are {label!r} seed {seed}; give each its own label (or seed)")
     previous = read_previous(out, suite)
     data = load_data(suite)
     check_data_for_evaluation(suite, data)
@@ -264,19 +266,25 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
         item.model = on_device(item.model, dev) if is_program(item.model) else prepared(suite, item.model, dev)
         check_model(item, data, dev, suite.data.name)
         folder = RunDir.of(out, Run(item.spec.label, item.spec.seed))
+        # setup.json: what a label's seeds share (report rows average one setup); evaluated.json: this seed's file
+        recipe = {k: v for k, v in item.record.items() if k not in ("source", "sha256")}
         setup = json.dumps({"data": suite.data.model_dump(mode="json"), "model": {"name": item.record.get(
             "model", item.record["format"]), "params": item.record.get("params", {})}, "evaluated": {
-            **item.record, "normalisation": item.normalisation}, "seed": item.spec.seed}, sort_keys=True)
-        if folder.path.exists() and (not folder.setup.is_file() or folder.setup.read_text() != setup):
+            **recipe, "normalisation": item.normalisation}, "seed": item.spec.seed}, sort_keys=True)
+        origin = json.dumps({k: item.record[k] for k in ("source", "sha256") if k in item.record}, sort_keys=True)
+        if folder.path.exists() and any(not path.is_file() or path.read_text() != text for path, text in
+                                        ((folder.setup, setup), (folder.evaluated, origin))):
             raise BenchError(f"{folder.path}: holds results this command did not write for this model (a trained "
-                             f"run, or another model or data); use another --label or --out")
-        folders[item.spec.label] = (folder, setup)
+                             f"run, or another model, file or data); use another --label or --out")
+        folders[item.spec.label, item.spec.seed] = (folder, setup, origin)
+    check_writable(out)
     if not (out / "environment.json").exists():
         write_text(out / "environment.json", json.dumps(environment(dev), indent=1, sort_keys=True) + "\n")
     for item in loaded:
-        folder, setup = folders[item.spec.label]
+        folder, setup, origin = folders[item.spec.label, item.spec.seed]
         folder.path.mkdir(parents=True, exist_ok=True)
         write_text(folder.setup, setup)
+        write_text(folder.evaluated, origin)
         if folder.finished(suite.evaluations):
             continue
         folder.done.unlink(missing_ok=True)
@@ -288,7 +296,7 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
     dump = results_suite(suite, previous, loaded, reference)
     runs = []
     for label, params in dump["methods"].items():  # report order: earlier rows first
-        seeds = [params["seed"]] if params.get("method") == EVALUATED else dump["seeds"]
+        seeds = params["seeds"] if params.get("method") == EVALUATED else dump["seeds"]
         runs += [Run(label, seed) for seed in seeds]
     results = write_results(out, runs)
     copy_to_results(out, runs, dump, {})
@@ -318,15 +326,19 @@ def read_previous(out: Path, suite: Suite) -> Suite | None:
 
 def results_suite(suite: Suite, previous: Suite | None, loaded: list[Loaded], reference: Reference | None) -> dict:
     """suite.json of the output folder: the earlier rows' labels (trained methods, evaluated models) and the
-    evaluated ones, each evaluated model as `{method: evaluated, seed, source, format, ...}`."""
+    evaluated ones, each label as `{method: evaluated, seeds, format, model, params, source: {seed: file}}`."""
     base = previous or suite
     dump = base.model_dump(mode="json")
     if previous is None:
         dump["methods"] = {}
         dump["model"] = {"name": EVALUATED, "params": {}}
-    for item in loaded:
-        dump["methods"][item.spec.label] = {"method": EVALUATED, "seed": item.spec.seed, **{
-            k: v for k, v in item.record.items() if k != "sha256"}}
+    for item in loaded:  # one label, several seeds: several checkpoints of one recipe, averaged as seeds are
+        entry = dump["methods"].get(item.spec.label, {})
+        entry = entry if entry.get("method") == EVALUATED else {}
+        record = {k: v for k, v in item.record.items() if k not in ("sha256", "source")}
+        dump["methods"][item.spec.label] = {
+            "method": EVALUATED, "seeds": sorted({*entry.get("seeds", []), item.spec.seed}), **record,
+            "source": {**entry.get("source", {}), str(item.spec.seed): item.record["source"]}}
     dump["evaluations"] = {**dump["evaluations"], **suite.model_dump(mode="json")["evaluations"]}
     if reference is not None:
         results = {**(previous.reference.results if previous and previous.reference else {}), **reference.results}

@@ -276,4 +276,27 @@ def test_the_published_suites_validate_with_their_reference(path: Path) -> None:
     label = next(iter(yaml.safe_load(path.read_text())["reference"]["results"]))
     suite, reference = evaluation_suite(path, [], [ModelSpec(label, "checkpoint")])
     assert reference is not None and reference.results[label]["top1_err"] in (22.75, 14.47)
+    assert reference.results[label].get("auroc_near", 80.27) == 80.27
     assert suite.data.name == "cifar100" and "clean" in suite.evaluations
+
+
+def test_files_under_one_label_are_its_seeds_beside_their_published_numbers(finished_run: Path,
+                                                                             tmp_path: Path) -> None:
+    suite = yaml.safe_load((finished_run.parent / "suite.yaml").read_text())
+    suite["reference"] = {"citation": "A paper", "results": {"both": {"top1_err": 12.5, "auroc_far": 91.25}}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    runs = finished_run / "runs"
+    assert main(["evaluate", str(tmp_path / "suite.yaml"), "--model", "tiny", "--model-params", "{width: 4}",
+                 "--format", "lightning", "--normalisation", "dataset", "--out", str(tmp_path / "out"),
+                 "--checkpoint", f"both={runs / 'baseline-s0' / 'last.ckpt'}",
+                 "--checkpoint", f"both={runs / 'cutmix-s0' / 'last.ckpt'}"]) == 0
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    recorded = pd.read_csv(finished_run / "results.csv")
+    for seed, method in ((0, "baseline"), (1, "cutmix")):
+        mine = comparable(results[results["seed"] == seed]).drop(columns=["run", "method", "model", "seed"])
+        theirs = comparable(recorded[recorded["method"] == method]).drop(columns=["run", "method", "model", "seed"])
+        pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
+    report = (tmp_path / "out" / "report.md").read_text()
+    published = [line for line in report.splitlines() if "published" in line and line.startswith("|")]
+    assert any("12.50" in line for line in published) and any("91.25" in line for line in published)
+    assert "±" in report  # two seeds: mean ± std
