@@ -6,8 +6,9 @@ Formats (each named in the README with its source):
 - `cutmix-official`: clovaai/CutMix-PyTorch `train.py` saves `{'epoch', 'arch', 'state_dict', 'best_err1',
   'best_err5', 'optimizer'}` of a `DataParallel` model (keys start with `module.`); its CIFAR `pyramidnet.py`
   (conv1 / bn1 / layer1-3 of blocks bn1, conv1, bn2, conv2, bn3[, conv3, bn4] / bn_final / fc) maps onto
-  `pyramidnet`, its CIFAR `resnet.py` basic-block ResNet (`--no-bottleneck`) onto `resnet<depth>`. Normalisation:
-  its CIFAR mean / std (125.3, 123.0, 113.9) / 255, (63.0, 62.1, 66.7) / 255; 32x32 inputs.
+  `pyramidnet`, its CIFAR `resnet.py` basic-block ResNet (`--no-bottleneck`) onto `resnet<depth>`, its ImageNet
+  `resnet.py` (torchvision's names) onto `torchvision:resnet<depth>`. Normalisation: its CIFAR mean / std
+  (125.3, 123.0, 113.9) / 255, (63.0, 62.1, 66.7) / 255 on 32x32 inputs; ImageNet's on 224x224 for 1,000 classes.
 - `openood`: OpenOOD v1.5 `ResNet18_32x32` (openood/networks/resnet18_32x32.py), a plain `state_dict` (with
   `module.` when saved from a multi-GPU run), onto `resnet18`. Normalisation: OpenOOD's
   `preprocessors/transform.py` CIFAR-10 / CIFAR-100 statistics (chosen by the class count); 32x32 inputs.
@@ -56,11 +57,16 @@ class Format:
     input_size: int | None  # the image side the format's networks take (None: the model's, or stated)
 
     def normalisation(self, num_classes: int) -> Normalisation | None:
-        if self.name == "cutmix-official":
-            return CUTMIX_CIFAR
+        if self.name == "cutmix-official":  # its ImageNet models (1,000 classes) use the ImageNet statistics
+            return NORMALISATIONS["imagenet"] if num_classes == 1000 else CUTMIX_CIFAR
         if self.name == "openood":
             return OPENOOD.get(num_classes)
         return None
+
+    def image_side(self, num_classes: int) -> int | None:
+        if self.name == "cutmix-official" and num_classes == 1000:
+            return 224
+        return self.input_size
 
 
 FORMATS = {f.name: f for f in (
@@ -104,8 +110,10 @@ def key_map(fmt: Format, model_name: str, model: nn.Module, prefix: str) -> KeyM
             return _pyramidnet_map(len(model.blocks) // 3, _bottleneck(model))
         if re.fullmatch(r"resnet\d+", model_name) and model_name != "resnet18":
             return _cifar_resnet_map(len(model.layers) // 3)
-        raise BenchError(f"--model: the cutmix-official format maps onto pyramidnet or a CIFAR resnet<depth> "
-                         f"(resnet20, resnet110, ...), not {model_name}")
+        if re.fullmatch(r"torchvision:resnet\d+", model_name):  # its ImageNet resnet.py is torchvision's, key for key
+            return lambda key: key
+        raise BenchError(f"--model: the cutmix-official format maps onto pyramidnet, a CIFAR resnet<depth> "
+                         f"(resnet20, resnet110, ...) or an ImageNet torchvision:resnet<depth>, not {model_name}")
     if fmt.name == "openood":
         if model_name != "resnet18":
             raise BenchError(f"--model: the openood format (ResNet18_32x32) maps onto resnet18, not {model_name}")

@@ -170,7 +170,7 @@ def load_model(spec: ModelSpec, dataset: Dataset) -> Loaded:
         timm_norm, timm_size = timm_preprocessing(model) if spec.model.startswith("timm:") else (None, None)
         norm = resolve_normalisation(spec.normalisation, fmt.normalisation(dataset.num_classes) or timm_norm,
                                      spec.label, how)
-        return Loaded(spec, model, norm, spec.input_size or fmt.input_size or timm_size,
+        return Loaded(spec, model, norm, spec.input_size or fmt.image_side(dataset.num_classes) or timm_size,
                       {"source": str(spec.path.resolve()), "format": fmt.name, "model": spec.model,
                        "params": spec.params, "sha256": sha256(spec.path)})
     if spec.kind == "program":

@@ -300,3 +300,32 @@ def test_files_under_one_label_are_its_seeds_beside_their_published_numbers(fini
     published = [line for line in report.splitlines() if "published" in line and line.startswith("|")]
     assert any("12.50" in line for line in published) and any("91.25" in line for line in published)
     assert "±" in report  # two seeds: mean ± std
+
+
+def test_cutmix_imagenet_resnet_reads_with_torchvision_names_and_imagenet_preprocessing(tmp_path: Path) -> None:
+    from torchvision.models import resnet18
+
+    official = randomise(resnet18(num_classes=1000), seed=2)  # CutMix's ImageNet resnet.py is torchvision's
+    save_cutmix_official(official, str(tmp_path / "imagenet.pth.tar"), "resnet")
+    data = create_dataset("synthetic", num_classes=1000, train_size=1, test_size=2, size=224)
+    loaded = load_model(ModelSpec("m", "checkpoint", tmp_path / "imagenet.pth.tar", "torchvision:resnet18", {},
+                                  "cutmix-official"), data)
+    assert loaded.normalisation == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) and loaded.input_size == 224
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(loaded.model.eval()(x), official(x))
+
+
+def test_a_timm_model_brings_its_own_preprocessing_and_size(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("timm")
+    from cutmix_bench.models import create_model
+
+    model = create_model("timm:resnet10t", CLASSES)
+    torch.save(model.state_dict(), tmp_path / "timm.pth")
+    loaded = load_model(ModelSpec("m", "checkpoint", tmp_path / "timm.pth", "timm:resnet10t"), dataset())
+    assert loaded.normalisation == (list(model.pretrained_cfg["mean"]), list(model.pretrained_cfg["std"]))
+    side = model.pretrained_cfg["input_size"][-1]
+    assert main(["evaluate", *DATA, "--out", str(tmp_path / "o"), "--model", "timm:resnet10t", "--checkpoint",
+                 str(tmp_path / "timm.pth")]) == 2
+    assert f"takes {side}-pixel images, the data (synthetic) has 32-pixel images" in one_error_line(capsys)
