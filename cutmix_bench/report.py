@@ -57,9 +57,9 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     env = read_json(out_dir / "environment.json", {})
     infos = read_json(out_dir / "runs.json", {})
     data, model, train = setup["data"], setup["model"], setup.get("train") or {}
-    sizes = {(i.get("train_images"), i.get("test_images")) for i in infos.values() if "train_images" in i}
-    used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" for a, b in sorted(sizes))) if sizes \
-        else "; images used not recorded"
+    sizes = {(i.get("train_images", 0), i["test_images"]) for i in infos.values() if "test_images" in i}
+    used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" if a else f"{b:,} test images (evaluated "
+                                  f"models)" for a, b in sorted(sizes))) if sizes else "; images used not recorded"
     counts = sorted({i["parameters"] for i in infos.values() if "parameters" in i})
     parameters = f", {', '.join(f'{c:,}' for c in counts)} parameters" if counts else ""
     opt, sched = train.get("optimizer", {}), train.get("schedule", {})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from .errors import BenchError
 from .io import write_text
 from .models import create_model
 from .plugins import load_plugins
-from .provenance import copy_to_results, environment
+from .provenance import copy_to_results, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir
 from .runner import (
@@ -158,7 +159,14 @@ def load_model(spec: ModelSpec, dataset: Dataset) -> Loaded:
     if spec.kind == "run":
         run_suite = Suite.model_validate(yaml.safe_load(RunDir(spec.path).config.read_text()))
         load_plugins(run_suite.plugins)
-        model = trained_model(run_suite, RunDir(spec.path).checkpoint, dataset.num_classes)
+        try:
+            model = trained_model(run_suite, RunDir(spec.path).checkpoint, dataset.num_classes)
+        except BenchError as exc:  # its advice (delete the run folder) is for `run`; here the data may not fit
+            differences = re.search(r"first differences: (\[.*\])", str(exc))
+            raise BenchError(f"{spec.path}: its checkpoint does not fit {run_suite.model.name} for the "
+                             f"{dataset.num_classes} classes of the data scored on (first differences: "
+                             f"{differences[1] if differences else exc}); score a run on data with its own classes") \
+                from None
         norm = None if spec.normalisation is None else resolve_normalisation(spec.normalisation, None, spec.label, how)
         return Loaded(spec, model, norm, spec.input_size,
                       {"source": str(spec.path.resolve()), "format": "run", "model": run_suite.model.name,
@@ -288,6 +296,7 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
         if folder.finished(suite.evaluations):
             continue
         folder.done.unlink(missing_ok=True)
+        record(folder.path, test_images=len(data[2]))
         rows = score_model(suite, item.model, item.spec.seed, data, dev, folder, out / "cache",
                            normalisation=item.normalisation)
         finish_run(folder, rows, {"run": folder.name, "method": item.spec.label, "seed": item.spec.seed,

@@ -329,3 +329,12 @@ def test_a_timm_model_brings_its_own_preprocessing_and_size(tmp_path: Path,
     assert main(["evaluate", *DATA, "--out", str(tmp_path / "o"), "--model", "timm:resnet10t", "--checkpoint",
                  str(tmp_path / "timm.pth")]) == 2
     assert f"takes {side}-pixel images, the data (synthetic) has 32-pixel images" in one_error_line(capsys)
+
+
+def test_a_run_scored_on_data_of_other_classes_is_one_clear_error(finished_run: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--run", str(finished_run / "runs" / "cutmix-s0"), "--set",
+                 "data.params.num_classes=7", "--out", str(tmp_path / "o")]) == 2
+    line = one_error_line(capsys)
+    assert "does not fit tiny for the 7 classes" in line and "delete" not in line
+    assert (finished_run / "runs" / "cutmix-s0" / "DONE").is_file()
