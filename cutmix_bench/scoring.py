@@ -93,8 +93,7 @@ def run_spec(path: Path, label: str | None = None) -> ModelSpec:
 def evaluation_suite(suite_file: Path | None, overrides: list[str], specs: list[ModelSpec],
                      dataset: str | None = None, data_root: str | None = None) -> tuple[Suite, Reference | None]:
     """The data and evaluations: from the suite file, else the first run folder's suite, else the dataset's
-    defaults (`--data`, the clean evaluation); with the overrides. Keys an evaluation does not use (model, train,
-    methods) keep the file's values, or placeholders that only let the schema validate."""
+    defaults (`--data`, the clean evaluation); with the overrides. `reference:` names evaluated labels."""
     runs = [s for s in specs if s.kind == "run"]
     if suite_file is not None:
         raw = read_suite(suite_file, overrides)
@@ -113,12 +112,11 @@ def evaluation_suite(suite_file: Path | None, overrides: list[str], specs: list[
     if dataset is not None and suite_file is not None:
         raise BenchError("--data: give the data either in the suite file or with --data, not both")
     reference = raw.pop("reference", None)
-    raw.setdefault("model", {"name": "tiny"})
-    raw.setdefault("train", {}).setdefault("epochs", 1)
-    if not raw.get("methods"):
-        raw["methods"] = {"baseline": {}}
-    raw.setdefault("seeds", [0])
-    suite = validate(raw, str(suite_file or "evaluate"))
+    if reference is not None and suite_file is None:  # a run's own suite: its published numbers of these labels
+        labels = {s.label for s in specs}
+        results = {k: v for k, v in (reference.get("results") or {}).items() if k in labels}
+        reference = {**reference, "results": results} if results else None
+    suite = validated(raw, str(suite_file or "evaluate"))
     if reference is not None:
         try:
             reference = Reference.model_validate(reference)
@@ -129,6 +127,16 @@ def evaluation_suite(suite_file: Path | None, overrides: list[str], specs: list[
             raise BenchError(f"reference.results.{unknown[0]}: not the label of an evaluated model; expected one "
                              f"of {', '.join(s.label for s in specs)}")
     return suite, reference
+
+
+def validated(raw: dict[str, Any], source: str) -> Suite:
+    """The suite of an evaluation, validated (its evaluations built, so checked): keys that only training uses
+    (model, train, methods, seeds) keep the file's values or get placeholders that let the schema validate."""
+    raw.setdefault("model", {"name": "tiny"})
+    raw.setdefault("train", {}).setdefault("epochs", 1)
+    raw["methods"] = raw.get("methods") or {"baseline": {}}
+    raw.setdefault("seeds", [0])
+    return validate(raw, source)
 
 
 def resolve_normalisation(value: Normalisation | str | None, implied: Normalisation | None, label: str,
@@ -372,11 +380,7 @@ def evaluate(model: nn.Module, data: str | dict[str, Any] | Path, evaluations: d
     raw.pop("reference", None)
     if evaluations is not None:
         raw["evaluations"] = evaluations
-    raw.setdefault("model", {"name": "tiny"})
-    raw.setdefault("train", {}).setdefault("epochs", 1)
-    raw["methods"] = raw.get("methods") or {"baseline": {}}
-    raw.setdefault("seeds", [0])
-    suite = validate(raw, "evaluate(data=...)")
+    suite = validated(raw, "evaluate(data=...)")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(out) if out is not None else Path(scratch)
         _, rows = evaluate_models([spec], suite, folder, device=device)
