@@ -66,6 +66,11 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     runs = results["run"].nunique() if len(results) else 0
     methods = "; ".join(f"{display_name(label)} ({_params(p) or 'no parameters'})"
                         for label, p in suite.methods.items())
+    # an evaluated model's entry lists its own seeds (its checkpoints); a trained method has the suite's
+    seeds_of = {label: p["seeds"] if p.get("method") == "evaluated" else suite.seeds for label, p in
+                suite.methods.items()}
+    all_seeds = sorted({seed for seeds in seeds_of.values() for seed in seeds})
+    expected = sum(len(seeds) for seeds in seeds_of.values())
     lines = [
         ("Suite", f"{suite.name} (setup {source})"),
         ("Dataset", f"{data['name']}{' (' + _params(data.get('params', {})) + ')' if data.get('params') else ''}"
@@ -77,8 +82,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
                      f"{train.get('precision')}" if not all_evaluated(suite) else
                      "not trained by this tool: models scored by `cutmix-bench evaluate` (see Methods)"),
         ("Methods", methods),
-        ("Seeds", f"{', '.join(map(str, suite.seeds))} ({runs} of {len(suite.methods) * len(suite.seeds)} runs "
-                  f"finished)"),
+        ("Seeds", f"{', '.join(map(str, all_seeds))} ({runs} of {expected} runs finished)"),
         ("Device", env.get("device", "not recorded")),
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
