@@ -22,7 +22,7 @@ LAYERS = [
     ("components", "training", "user_mixing", "checkpoints"),
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
     ("runner", "plan", "compare", "scoring"),
-    ("cli", "__main__", ""),
+    ("cli", "listing", "__main__", ""),
 ]
 
 
