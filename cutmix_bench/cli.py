@@ -21,7 +21,7 @@ EPILOG = """examples:
   cutmix-bench report results/smoke
   cutmix-bench evaluate --run results/smoke/runs/cutmix-s0 --out results/smoke-evaluate
   cutmix-bench evaluate suites/published/cutmix-pyramidnet200.yaml --model pyramidnet --format cutmix-official \
-      --checkpoint cutmix=model_best.pth.tar
+      --checkpoint cutmix-official=model_best.pth.tar
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
 """
