@@ -67,7 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="side-by-side report of two results directories")
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
-    compare.add_argument("--out", type=Path, default=Path("compare.md"), help="markdown file (default compare.md)")
+    compare.add_argument("--out", type=Path, default=Path("compare.md"),
+                         help="markdown file (default compare.md); never inside a results folder or over an existing "
+                              "file without --force")
+    compare.add_argument("--allow-different", action="store_true",
+                         help="compare folders of different datasets, models, training setups or method parameters "
+                              "(refused by default; the header then lists each difference)")
+    compare.add_argument("--force", action="store_true",
+                         help="write --out even inside a results folder or over an existing file (never over the "
+                              "folder's own results)")
     listing = commands.add_parser("list", help="list registered datasets, models, methods, evaluations, OOD "
                                                "scores and corruptions with a one-line description")
     listing.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -172,7 +180,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_dirs
 
-    print(f"comparison: {compare_dirs(args.dir_a, args.dir_b, args.out)}")
+    print(f"comparison: {compare_dirs(args.dir_a, args.dir_b, args.out, args.allow_different, args.force)}")
     return 0
 
 

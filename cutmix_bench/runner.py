@@ -146,7 +146,8 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
         jobs = capped_jobs(jobs, len(pending), device)
     unrecorded, in_flight = executor.execute(suite, out, [r.name for r in pending], work, jobs, data, wait)
     folders = {r.name: RunDir.of(out, r) for r in runs}
-    failures = {name: f.failure() for name, f in folders.items() if f.failed.exists() and not f.is_done()}
+    failures = {name: f.failure() for name, f in folders.items()
+                if f.failed.exists() and not f.finished(suite.evaluations)}
     for name, error in {**unrecorded, **in_flight}.items():  # failures no FAILED file records; jobs in flight
         failures.setdefault(name, error)
     for r in runs:
@@ -222,6 +223,15 @@ def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
     if suite.train.batch_size > len(train):
         raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
                          f"images)")
+    height, width = train.x.shape[1:3]
+    built = components(suite)
+    model = built.model(dataset.num_classes)  # once, on the CPU: the model-dependent method checks need its stages
+    for label, method in built.methods.items():  # getattr: a duck-typed plug-in method may lack the hooks
+        try:
+            getattr(method, "check_image", lambda h, w: None)(height, width)
+            getattr(method, "check_model", lambda m: None)(model)
+        except (ValueError, BenchError) as exc:
+            raise BenchError(f"methods.{label}: {exc}") from None
     side = max(test.x.shape[1:3])
     for label, params in suite.evaluations.items():
         sizes = params.get("sizes")
@@ -298,10 +308,13 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
 
 def record_failure(run: Run, folder: RunDir, exc: Exception) -> bool:
     """Log the error and write it to the run's FAILED file; False when that file cannot be written (disk
-    full, read-only folder), which is logged too: the failure handler never raises."""
+    full, read-only folder), which is logged too: the failure handler never raises. A finished run whose new
+    evaluation failed is a failed run: its DONE goes (DONE and FAILED never coexist), so the report lists it
+    among the failures and a rerun evaluates it again (its training log and saved evaluations are kept)."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
     try:
+        folder.done.unlink(missing_ok=True)
         write_text(folder.failed, f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
     except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
         log.error("%s: could not record the failure in %s: %s", run.name, folder.failed, again)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .checks import check_input_file
 from .components import components
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
@@ -21,8 +22,7 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
     relative paths given with --set are relative to the current directory."""
     path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"{path}: suite file not found")
+    check_input_file(path, "suite file")
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_flag
 from . import METHODS
 from .base import BetaMixing, check_positive, mask_mix, to_device
 
@@ -57,7 +58,7 @@ class FMix(BetaMixing):
                  mode: str = "batch") -> None:
         super().__init__(alpha=alpha, prob=prob, mode=mode)
         self.decay_power = check_positive("decay_power", decay_power)
-        self.reformulate = bool(reformulate)
+        self.reformulate = check_flag("reformulate", reformulate)
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         draws = self.draws(batch_size)
