@@ -1,6 +1,7 @@
 """`cutmix-bench run --dry-run`: the runs and their state, the evaluations with their image counts, and a
 rough time estimate from a measured probe (a few training steps and one inference batch of the suite's
-model on random images of the dataset's shape). Nothing is trained or written."""
+model on random images of the dataset's shape). Nothing is trained or written. The checks `run` makes before
+training run first (preflight.py), so the dry run refuses what `run` refuses, with the same line."""
 
 from __future__ import annotations
 
@@ -59,14 +60,21 @@ def _duration(seconds: float) -> str:
 
 
 def dry_run(suite: Suite, jobs: int) -> str:
+    """What `run` would do, after the checks `run` makes before training (the same functions: a folder or suite
+    that `run` refuses is refused here with the same error); writes nothing."""
+    from .preflight import check_data, check_writable, preflight
     from .suite_data import load_data, select_device
 
     out = output_dir(suite)
+    check_writable(out, create=False)
     device = select_device(suite.device)
+    runs = suite_runs(suite)
+    preflight(suite, out, runs)
     _, train, test = data = load_data(suite)
     dataset = data[0]
-    runs = suite_runs(suite)
     states = {r.name: run_state(suite, RunDir.of(out, r)) for r in runs}
+    if any(state != "finished" for state in states.values()):  # as `run`: the data is checked when runs are to do
+        check_data(suite, data)
     lines = [f"suite {suite.name}: {len(runs)} runs ({len(suite.methods)} methods x {len(suite.seeds)} seeds) into "
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]

@@ -33,13 +33,14 @@ from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
 from .plugins import load_plugins
+from .preflight import check_data, check_writable, preflight, read_setup
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
-from .setups import differences, row_setup, setup_hash, training_setup
+from .setups import row_setup, setup_hash, training_setup
 from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
-from .training.callbacks import check_logger, read_log
+from .training.callbacks import check_logger
 
 log = logging.getLogger("cutmix_bench")
 
@@ -176,76 +177,6 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
     return capped
 
 
-def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
-    """Before anything trains: every run folder stays inside the output folder, every recorded setup equals
-    the requested one (a finished run is never reused, nor a started one resumed, under another setup), and
-    every log a run would resume from is readable. One BenchError names all that differs."""
-    differing: dict[str, list[str]] = {}
-    for run in runs:
-        folder = RunDir(inside(out, RunDir.of(out, run).path))
-        recorded = read_setup(folder)
-        requested = training_setup(suite, run)
-        if recorded is not None and recorded != requested:
-            try:
-                differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
-            except json.JSONDecodeError:
-                raise BenchError(f"{folder.setup}: not a valid setup record (expected JSON); delete the "
-                                 f"run folder to retrain this run") from None
-        if folder.log.exists() and not folder.is_done():
-            read_log(folder.log)
-    if differing:
-        keys = list(dict.fromkeys(d for diffs in differing.values() for d in diffs)) or ["setup.json differs"]
-        names = ", ".join(differing)
-        raise BenchError(f"{out}: {len(differing)} run(s) ({names}) were made with another setup: {'; '.join(keys)}; "
-                         f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
-
-
-def read_setup(folder: RunDir) -> str | None:
-    path = folder.setup
-    try:
-        return path.read_text() if path.exists() else None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
-
-
-def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
-    """Checks of the loaded data against the suite that would otherwise fail (or mislead) after training."""
-    dataset, train, test = data
-    for name, split in (("train", train), ("test", test)):
-        if len(split) == 0:
-            raise BenchError(f"data: the {name} split of {suite.data.name} holds no images")
-    if train.x.shape[1:] != test.x.shape[1:]:
-        raise BenchError(f"data: train images are {list(train.x.shape[1:])} (H, W, C) but test images are "
-                         f"{list(test.x.shape[1:])}; expected one image size")
-    if not all(s > 0 for s in dataset.std):  # NaN fails too
-        raise BenchError(f"data: the images of {suite.data.name} are constant (per-channel std {dataset.std}); "
-                         f"normalisation would divide by zero; expected varied images")
-    if suite.train.batch_size > len(train):
-        raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
-                         f"images)")
-    height, width = train.x.shape[1:3]
-    built = components(suite)
-    model = built.model(dataset.num_classes)  # once, on the CPU: the model-dependent method checks need its stages
-    for label, method in built.methods.items():  # getattr: a duck-typed plug-in method may lack the hooks
-        try:
-            getattr(method, "check_image", lambda h, w: None)(height, width)
-            getattr(method, "check_model", lambda m: None)(model)
-        except (ValueError, BenchError) as exc:
-            raise BenchError(f"methods.{label}: {exc}") from None
-    side = max(test.x.shape[1:3])
-    for label, params in suite.evaluations.items():
-        sizes = params.get("sizes")
-        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
-            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
-
-
-def inside(out: Path, path: Path) -> Path:
-    """`path`, checked to lie inside the output folder (names are validated; this is the last line)."""
-    if not path.resolve().is_relative_to(out.resolve()):
-        raise BenchError(f"{path}: would be written outside the output folder {out}")
-    return path
-
-
 def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: Path, count: int = 6) -> None:
     """The report's grid of what each method feeds the model: the first `count` training images."""
     dataset, train, _ = data
@@ -371,13 +302,3 @@ def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
 def check_recorded(suite: Suite, out: Path, runs: list[Run]) -> None:
     """For `report`: the finished runs were made with the setup the suite describes (its header says so)."""
     preflight(suite, out, [r for r in runs if RunDir.of(out, r).is_done()])
-
-
-def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise BenchError(f"output_dir: {out} is not writable ({exc.strerror})") from exc

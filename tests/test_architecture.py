@@ -20,7 +20,8 @@ LAYERS = [
     ("ood", "cifar_c"),
     ("evaluations",),
     ("components", "training", "user_mixing"),
-    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress",
+     "preflight"),
     ("runner", "plan", "compare"),
     ("cli", "__main__", ""),
 ]

@@ -330,6 +330,22 @@ CASES: dict[str, Case] = {
                                                    "not a results directory (no results.csv)", 2),
     "report: damaged results.csv": lambda b, m: ((b.out / "results.csv").write_text("x\n1\n") and ["report",
                                                  str(b.out)], "results.csv: damaged results table", 2),
+    # --dry-run refuses what run refuses, with the same line (and writes nothing)
+    "dry run: finished run, other epochs": lambda b, m: (["run", b.suite, "--dry-run", "--set", "train.epochs=2"],
+                                                         "train.epochs: 1 (recorded) vs 2 (requested)", 2),
+    "dry run: damaged setup.json": lambda b, m: ((b.out / "runs" / "cutmix-s0" / "setup.json").write_text("{x")
+                                                 and ["run", b.suite, "--dry-run"], "not a valid setup record", 2),
+    "dry run: damaged log.csv": lambda b, m: ((_unfinish(b, "cutmix-s0") / "log.csv").write_text("epoch\n0\n")
+                                              and ["run", b.suite, "--dry-run"], "log.csv: damaged training log", 2),
+    "dry run: model without stages": lambda b, m: (["run", b.suite, "--dry-run", "--set", "methods.feature_cutmix={}"],
+                                                   "methods.feature_cutmix: FeatureCutMix layers", 2),
+    "dry run: batch larger than the data": lambda b, m: (["run", b.variant(b.fresh, train={**BASE["train"],
+                                                          "batch_size": 1000}), "--dry-run"],
+                                                         "train.batch_size: 1000 is larger than the training set", 2),
+    "dry run: output dir under a file": lambda b, m: (["run", b.suite, "--dry-run", "--set",
+                                                       f"output_dir={_file(b)}/sub"], "is not writable", 2),
+    "dry run: read-only output dir": lambda b, m: (["run", b.variant(m("ro", readonly=True)), "--dry-run"],
+                                                   "is not writable (Read-only file system)", 2),
     # data
     "missing data root": lambda b, m: (["run", b.variant(b.fresh, data={"name": "cifar100", "root": str(
         b.tmp / "no-such-dir")})], "no-such-dir", 2),

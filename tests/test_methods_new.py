@@ -231,3 +231,35 @@ def test_saliencymix_batch_mode_uses_one_box_from_the_first_partner() -> None:
     boxes = {tuple((source[i] != i).nonzero().amin(0).tolist() + (source[i] != i).nonzero().amax(0).tolist())
              for i in range(6) if params["perm"][i] != i and (source[i] != i).any()}
     assert len(boxes) <= 1
+
+
+def official_fmix_loss(logits: torch.Tensor, y: torch.Tensor, index: torch.Tensor, lam: float,
+                       reformulate: bool) -> torch.Tensor:
+    """Oracle: ecs-vlc/FMix implementations/torchbearer_implementation.py fmix_loss (train=True), transcribed."""
+    if not reformulate:
+        return F.cross_entropy(logits, y) * lam + F.cross_entropy(logits, y[index]) * (1 - lam)
+    return F.cross_entropy(logits, y)
+
+
+@pytest.mark.parametrize("reformulate", [False, True])
+def test_fmix_loss_matches_the_official_loss(reformulate: bool) -> None:
+    """Our step's loss (soft cross-entropy on the method's targets) equals the official fmix_loss on the same mixed
+    batch, with the official lam = the mask's share (exact here: ours weights by the share). With reformulate the
+    official trains each mixed image on its own label alone; lam is then drawn from Beta(alpha+1, alpha)."""
+    from cutmix_bench.training.module import soft_cross_entropy
+
+    method = create_method("fmix", reformulate=reformulate)
+    gen = torch.Generator().manual_seed(0)
+    x, labels = torch.randn(8, 3, 16, 16, generator=gen), torch.arange(8) % 5
+    params = method.sample(8, 16, 16, np.random.default_rng(3))
+    mixed_x, target = method.apply(x, F.one_hot(labels, 5).float(), params)
+    keep = torch.from_numpy(params["mask"][:, None]).float()
+    index = torch.from_numpy(params["perm"])
+    torch.testing.assert_close(mixed_x, keep * x + (1 - keep) * x[index])  # the official x1 + x2
+    logits = torch.randn(8, 5, generator=gen)
+    share = float(params["mask"][0].mean())
+    torch.testing.assert_close(soft_cross_entropy(logits, target),
+                               official_fmix_loss(logits, labels, index, share, reformulate))
+    draws = create_method("fmix", mode="elem", reformulate=reformulate).sample(4000, 8, 8, np.random.default_rng(4))
+    expected_mean = (1 + reformulate) / (2 + reformulate)  # Beta(1+r, 1): its mean; the mask share tracks lam
+    assert abs(draws["mask"].mean() - expected_mean) < 0.02
