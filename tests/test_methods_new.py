@@ -263,3 +263,30 @@ def test_fmix_loss_matches_the_official_loss(reformulate: bool) -> None:
     draws = create_method("fmix", mode="elem", reformulate=reformulate).sample(4000, 8, 8, np.random.default_rng(4))
     expected_mean = (1 + reformulate) / (2 + reformulate)  # Beta(1+r, 1): its mean; the mask share tracks lam
     assert abs(draws["mask"].mean() - expected_mean) < 0.02
+
+
+def timm_rand_bbox(img_shape: tuple[int, int], lam: float, cy: int, cx: int) -> tuple[int, int, int, int]:
+    """Oracle: huggingface/pytorch-image-models timm/data/mixup.py rand_bbox (margin 0), transcribed from v1.0.28 /
+    main at aa4b5850, with its centre draws given."""
+    ratio = np.sqrt(1 - lam)
+    img_h, img_w = img_shape[-2:]
+    cut_h, cut_w = int(img_h * ratio), int(img_w * ratio)
+    yl, yh = np.clip(cy - cut_h // 2, 0, img_h), np.clip(cy + cut_h // 2, 0, img_h)
+    xl, xh = np.clip(cx - cut_w // 2, 0, img_w), np.clip(cx + cut_w // 2, 0, img_w)
+    return int(yl), int(yh), int(xl), int(xh)
+
+
+def test_mixup_cutmix_box_is_timms_rand_bbox_on_odd_sides() -> None:
+    """Our CutMix box (methods.base.cutmix_boxes, used by mixup_cutmix) equals timm's rand_bbox for the same lam
+    and centre, odd cut sides and odd image sizes included."""
+    from cutmix_bench.methods.base import cutmix_boxes
+
+    rng = np.random.default_rng(0)
+    odd_sides = 0
+    for _ in range(2000):
+        height, width = int(rng.integers(5, 40)), int(rng.integers(5, 40))
+        lam, cy, cx = float(rng.random()), int(rng.integers(height)), int(rng.integers(width))
+        ours = cutmix_boxes(np.array([lam]), np.array([cy]), np.array([cx]), np.array([True]), 1, height, width)
+        assert tuple(int(b[0]) for b in ours) == timm_rand_bbox((height, width), lam, cy, cx)
+        odd_sides += int(height * np.sqrt(1 - lam)) % 2
+    assert odd_sides > 500

@@ -21,7 +21,12 @@ class ManifoldMixup(HiddenMixing):
     mixup_hidden): layer_mix = randint(0, 2), i.e. k uniform over {0: input, 1: after stage 1, 2: after
     stage 2} (`layers`), lam ~ Beta(alpha, alpha) with alpha = 2.0 (its CIFAR setting), one permutation; the
     features at k become lam*h + (1-lam)*h[perm] and the targets are mixed with the same lam. Draws: k, lam,
-    `prob` coin, perm; 'elem' = one lam per sample (the point stays one per batch)."""
+    `prob` coin, perm; 'elem' = one lam per sample (the point stays one per batch).
+
+    Loss: the runner's soft cross-entropy -sum_k t_k log softmax_k on the mixed targets t, as for every method.
+    The official code trains with `bce_loss(softmax(output), reweighted_target)` (nn.BCELoss on the softmax:
+    -mean over classes of t log p + (1 - t) log(1 - p)), a different objective (it also pushes the other classes'
+    probabilities down, and is scaled by 1/K); results are not the official loss's."""
 
     reference = ("Verma et al., Manifold Mixup: Better Representations by Interpolating Hidden States, ICML 2019; "
                  "https://github.com/vikasverma1077/manifold_mixup")

@@ -63,7 +63,9 @@ class PuzzleMix(Method):
     a graph-cut energy (pygco alpha-beta swap) with smoothness terms (beta 1.2, gamma 0.5), a label prior eta
     0.2 and 3 labels (half-blended blocks), then moves salient blocks into the mask by optimal transport
     (t_size 4, t_eps 0.8); its adversarial noise option is off. The label weight is the exact pixel share of
-    the mask (the official also weights by the mask's area). Draws: coin, lam, block_num, perm."""
+    the mask (the official also weights by the mask's area). Draws: coin, lam, block_num, perm.
+    Loss: the runner's soft cross-entropy on the mixed targets, as for every method; the official main.py trains
+    with `bce_loss(softmax(output), reweighted_target)` (nn.BCELoss on the softmax), a different objective."""
 
     reference = ("Kim et al., Puzzle Mix: Exploiting Saliency and Local Statistics for Optimal Mixup, ICML 2020; "
                  "https://github.com/snu-mllab/PuzzleMix")
