@@ -32,6 +32,7 @@ from .executors.state import held_by_job, write_state
 from .faults import kill_point
 from .io import write_csv, write_text
 from .logs import configure_logging
+from .models.memory_format import to_channels_last
 from .plugins import load_plugins
 from .preflight import check_data, check_writable, preflight, read_setup
 from .provenance import copy_to_results, device_name, environment, record
@@ -55,7 +56,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
     if suite.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     if suite.eval_compile:
         model.compile()  # in place, as in training
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
