@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="slurm: return once the jobs are submitted (follow with `cutmix-bench status SUITE`, then "
                           "`cutmix-bench report SUITE`); default: wait for them and write the report")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the runs (and which are finished), the evaluations with their image counts and "
-                          "a time estimate from a short probe; train nothing")
+                     help="make the checks run makes before training (refusing what run refuses), then print the "
+                          "runs (and which are finished), the evaluations with their image counts and a time "
+                          "estimate from a short probe; train nothing, write nothing")
     report = commands.add_parser("report", help="rebuild report.md from a results directory (no training), or "
                                                 "results.csv + report.md from a suite file's finished runs")
     report.add_argument("target", type=Path, metavar="RESULTS_DIR|SUITE",

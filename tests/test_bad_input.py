@@ -8,6 +8,7 @@ module and copied into each test; most cases stop at validation, before any data
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import shutil
@@ -655,3 +656,51 @@ def test_a_plugin_that_prints_at_import_is_named_in_a_warning(tmp_path: Path, ca
     assert main(["list", "--plugin", str(plugin)]) == 0
     assert "hello" not in capsys.readouterr().out
     assert "chatty.py: the plug-in printed at import (2 line(s), not shown: 'hello from the plug-in')" in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["read-only", "disk full"])
+def test_output_that_fails_mid_run_gives_one_line_and_the_rerun_finishes(fault: str, tmp_path: Path,
+                                                                         mount: Callable[..., Path]) -> None:
+    """The output turns read-only, or its disk fills up, while a run is in progress (the process stops itself
+    at a crash point of faults.py with SIGSTOP, the test changes the mount, then lets it go on): one error line
+    naming a file and the cause, exit 1; once the disk is back, a rerun finishes every run."""
+    import os
+    import signal
+    import sys
+    import time
+
+    point = mount("mid", "8m")
+    suite = write_suite(tmp_path / "suite.yaml", point / "out", methods={"baseline": {}}, evaluations={"clean": {}})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUTMIX_BENCH_KILL_SIGNAL": "STOP",
+           "CUTMIX_BENCH_KILL_AT": "evaluation:baseline-s0:clean"}  # evaluated, its file not yet written
+    command = [sys.executable, "-m", "cutmix_bench", "run", suite, "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":  # T: stopped
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    evals = point / "out" / "runs" / "baseline-s0" / "eval"
+    if fault == "read-only":  # a read-only bind mount of the folder the next write goes to (a file system with
+        # files open for writing, as the run's lock, cannot be remounted read-only as a whole)
+        subprocess.run(["mount", "--bind", str(evals), str(evals)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(evals)], check=True)
+    else:
+        with open(point / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * (1 << 16))
+                filler.flush()
+    os.kill(process.pid, signal.SIGCONT)
+    try:
+        _, err = process.communicate(timeout=600)
+    finally:
+        if fault == "read-only":
+            subprocess.run(["umount", str(evals)], check=True)
+    lines = [line for line in err.splitlines() if line.startswith("cutmix-bench: error:")]
+    assert process.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert ("read-only" if fault == "read-only" else "the disk is full") in lines[0], lines[0]
+    if fault == "disk full":
+        (point / "filler").unlink()
+    rerun = subprocess.run(command, env={k: v for k, v in env.items() if not k.startswith("CUTMIX_BENCH_KILL")},
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (point / "out" / "runs" / "baseline-s0" / "DONE").exists()

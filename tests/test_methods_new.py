@@ -290,3 +290,29 @@ def test_mixup_cutmix_box_is_timms_rand_bbox_on_odd_sides() -> None:
         assert tuple(int(b[0]) for b in ours) == timm_rand_bbox((height, width), lam, cy, cx)
         odd_sides += int(height * np.sqrt(1 - lam)) % 2
     assert odd_sides > 500
+
+
+def official_manifold_mixup_loss(output: torch.Tensor, reweighted_target: torch.Tensor) -> torch.Tensor:
+    """Oracle: vikasverma1077/manifold_mixup main.py (and snu-mllab/PuzzleMix main.py), transcribed:
+    `bce_loss = nn.BCELoss()`, `softmax = nn.Softmax(dim=1)`, `loss = bce_loss(softmax(output), reweighted_target)`."""
+    bce_loss, softmax = torch.nn.BCELoss(), torch.nn.Softmax(dim=1)
+    return bce_loss(softmax(output), reweighted_target)
+
+
+@pytest.mark.parametrize("name", ["manifold_mixup", "puzzlemix"])
+def test_loss_bce_is_the_official_objective_and_soft_ce_the_default(name: str) -> None:
+    """`loss: bce` trains the step with the official BCE on the softmax (through the trainer's `criterion` hook,
+    smoothing included); the default keeps the soft cross-entropy, which is a different objective."""
+    from cutmix_bench.training.module import soft_cross_entropy
+
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 5, generator=gen)
+    target = torch.softmax(torch.randn(6, 5, generator=gen), dim=1)  # mixed targets: rows sum to 1
+    bce = create_method(name, loss="bce")
+    official = official_manifold_mixup_loss(logits, target)
+    torch.testing.assert_close(bce.criterion(logits, target), official)
+    torch.testing.assert_close(create_method(name, loss="bce", smoothing=0.1).criterion(logits, target), official)
+    assert getattr(create_method(name), "criterion", None) is None  # the trainer's soft cross-entropy
+    assert abs(float(soft_cross_entropy(logits, target)) - float(official)) > 0.1
+    with pytest.raises(Exception, match="loss must be 'soft_ce'"):
+        create_method(name, loss="ce")

@@ -23,7 +23,8 @@ class Method:
     ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it. Optional hooks, looked up
     by name: `loss(model, x, y, rng) -> (loss, logits)` replaces the step's mix-then-soft-cross-entropy (AugMix's
     Jensen-Shannon loss over extra views), `set_normalisation(mean, std)` receives the loader's normalisation
-    (for methods that work on raw pixels)."""
+    (for methods that work on raw pixels), `criterion(logits, target)` replaces the soft cross-entropy on the
+    mixed batch (a method whose official code trains with another loss, as an option; None = the default)."""
 
     reference = ""
     # False: needs the runner (hidden-feature hooks via `attach(model)`, or its own loss), not a collate_fn
@@ -67,6 +68,24 @@ def check_mode(mode: str) -> str:
     if mode not in ("batch", "elem"):
         raise ValueError(f"mode must be 'batch' (one draw per batch, as the official code) or 'elem', got {mode!r}")
     return mode
+
+
+LOSSES = ("soft_ce", "bce")
+
+
+def softmax_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The objective of the official Manifold Mixup and PuzzleMix code, `bce_loss(softmax(output),
+    reweighted_target)` with bce_loss = nn.BCELoss(): binary cross-entropy of each class probability against its
+    target weight, mean over the batch and the classes (so 1/K of the scale of the soft cross-entropy)."""
+    return torch.nn.functional.binary_cross_entropy(torch.softmax(logits.float(), dim=1), target.float())
+
+
+def criterion_for(loss: str) -> Any:
+    """None for the runner's soft cross-entropy ('soft_ce'), `softmax_bce` for 'bce' (the `criterion` hook)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be 'soft_ce' (the soft cross-entropy every method trains with) or 'bce' (the "
+                         f"official code's BCE on the softmax), got {loss!r}")
+    return softmax_bce if loss == "bce" else None
 
 
 def output_problem(x: torch.Tensor, y: torch.Tensor, mixed_x: object, mixed_y: object) -> str | None:

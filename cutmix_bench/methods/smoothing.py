@@ -47,6 +47,7 @@ class Smoothed(Method):
     def __init__(self, method: Method, smoothing: float) -> None:
         self.method, self.smoothing = method, check_smoothing(smoothing)
         self.reference, self.input_space = method.reference, method.input_space
+        self.criterion = getattr(method, "criterion", None)
 
     def attach(self, model: torch.nn.Module) -> None:
         self.method.attach(model)

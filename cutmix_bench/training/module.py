@@ -69,7 +69,7 @@ class Classifier(pl.LightningModule):
                 self.check_output(x, target, mixed_x, mixed_target)
             x, target = mixed_x, mixed_target
             logits = self.model(x)
-            loss = soft_cross_entropy(logits, target)
+            loss = (getattr(self.method, "criterion", None) or soft_cross_entropy)(logits, target)
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
             seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
