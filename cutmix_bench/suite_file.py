@@ -12,15 +12,15 @@ import yaml
 from pydantic import ValidationError
 
 from .checks import check_input_file
-from .components import components
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
 from .plugins import load_plugins, resolve_plugin_files
 
 
-def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
+def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) -> Suite:
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
-    relative paths given with --set are relative to the current directory."""
+    relative paths given with --set are relative to the current directory. `build=False` checks the schema
+    only (no plug-ins, no components, so no torch): for `status`, which reads run folders."""
     path = Path(path)
     check_input_file(path, "suite file")
     try:
@@ -39,10 +39,10 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
-    return validate(raw, str(path))
+    return validate(raw, str(path), build)
 
 
-def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
+def validate(raw: dict[str, Any], source: str = "suite", build: bool = True) -> Suite:
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
@@ -53,6 +53,10 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
         if error["type"] == "value_error":
             got = ""  # our messages quote the value themselves
         raise BenchError(f"{source}: {key}: {message}{got}") from None
+    if not build:
+        return suite
     load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
+    from .components import components  # torch: imported only when the components are built
+
     components(suite)  # built once here: that is the check, and the runner uses them
     return suite

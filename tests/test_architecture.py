@@ -23,7 +23,7 @@ LAYERS = [
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress",
      "preflight"),
     ("runner", "plan", "compare"),
-    ("cli", "__main__", ""),
+    ("cli", "listing", "__main__", ""),
 ]
 
 
