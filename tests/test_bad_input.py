@@ -665,9 +665,7 @@ def test_output_that_fails_mid_run_gives_one_line_and_the_rerun_finishes(fault: 
     at a crash point of faults.py with SIGSTOP, the test changes the mount, then lets it go on): one error line
     naming a file and the cause, exit 1; once the disk is back, a rerun finishes every run."""
     import os
-    import signal
     import sys
-    import time
 
     point = mount("mid", "8m")
     suite = write_suite(tmp_path / "suite.yaml", point / "out", methods={"baseline": {}}, evaluations={"clean": {}})
@@ -675,6 +673,29 @@ def test_output_that_fails_mid_run_gives_one_line_and_the_rerun_finishes(fault: 
            "CUTMIX_BENCH_KILL_AT": "evaluation:baseline-s0:clean"}  # evaluated, its file not yet written
     command = [sys.executable, "-m", "cutmix_bench", "run", suite, "--quiet"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        err = _fail_mid_run(process, point, fault)
+    finally:
+        if process.poll() is None:  # a failed assertion must not leave a stopped process holding the mount
+            process.kill()
+            process.wait()
+    lines = [line for line in err.splitlines() if line.startswith("cutmix-bench: error:")]
+    assert process.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert ("read-only" if fault == "read-only" else "the disk is full") in lines[0], lines[0]
+    if fault == "disk full":
+        (point / "filler").unlink()
+    rerun = subprocess.run(command, env={k: v for k, v in env.items() if not k.startswith("CUTMIX_BENCH_KILL")},
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (point / "out" / "runs" / "baseline-s0" / "DONE").exists()
+
+
+def _fail_mid_run(process: subprocess.Popen, point: Path, fault: str) -> str:
+    """Wait for the run to stop itself, make its output read-only or full, let it go on; its stderr."""
+    import os
+    import signal
+    import time
+
     deadline = time.monotonic() + 600
     while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":  # T: stopped
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
@@ -695,12 +716,4 @@ def test_output_that_fails_mid_run_gives_one_line_and_the_rerun_finishes(fault: 
     finally:
         if fault == "read-only":
             subprocess.run(["umount", str(evals)], check=True)
-    lines = [line for line in err.splitlines() if line.startswith("cutmix-bench: error:")]
-    assert process.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
-    assert ("read-only" if fault == "read-only" else "the disk is full") in lines[0], lines[0]
-    if fault == "disk full":
-        (point / "filler").unlink()
-    rerun = subprocess.run(command, env={k: v for k, v in env.items() if not k.startswith("CUTMIX_BENCH_KILL")},
-                           capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
-    assert (point / "out" / "runs" / "baseline-s0" / "DONE").exists()
+    return err
