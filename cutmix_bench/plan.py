@@ -120,7 +120,7 @@ def host_load() -> str:
 def dry_run(suite: Suite, jobs: int) -> str:
     """What `run` would do, after the checks `run` makes before training (the same functions: a folder or suite
     that `run` refuses is refused here with the same error); writes nothing."""
-    from .preflight import check_data, check_writable, preflight
+    from .preflight import check_data, check_methods, check_writable, preflight
     from .suite_data import load_data, select_device
 
     out = output_dir(suite)
@@ -133,6 +133,7 @@ def dry_run(suite: Suite, jobs: int) -> str:
     states = {r.name: run_state(suite, RunDir.of(out, r)) for r in runs}
     if any(state != "finished" for state in states.values()):  # as `run`: the data is checked when runs are to do
         check_data(suite, data)
+        check_methods(suite, data)
     lines = [f"suite {suite.name}: {len(runs)} runs ({len(suite.methods)} methods x {len(suite.seeds)} seeds) into "
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]

@@ -88,6 +88,17 @@ def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
     if suite.train.batch_size > len(train):
         raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
                          f"images)")
+    side = max(test.x.shape[1:3])
+    for label, params in suite.evaluations.items():
+        sizes = params.get("sizes")
+        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
+            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
+
+
+def check_methods(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
+    """The methods against the data's image size and the suite's model (hidden-feature methods need its stages),
+    before any run starts: a misfit stops the command instead of failing every run after it started."""
+    dataset, train, _ = data
     height, width = train.x.shape[1:3]
     built = components(suite)
     model = built.model(dataset.num_classes)  # once, on the CPU: the model-dependent method checks need its stages
@@ -97,11 +108,6 @@ def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
             getattr(method, "check_model", lambda m: None)(model)
         except (ValueError, BenchError) as exc:
             raise BenchError(f"methods.{label}: {exc}") from None
-    side = max(test.x.shape[1:3])
-    for label, params in suite.evaluations.items():
-        sizes = params.get("sizes")
-        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
-            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
 
 
 def inside(out: Path, path: Path) -> Path:

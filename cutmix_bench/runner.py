@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
+from torch import nn
 
 from .components import components
 from .config import Suite
@@ -34,7 +35,7 @@ from .io import write_csv, write_text
 from .logs import configure_logging
 from .models.memory_format import to_channels_last
 from .plugins import load_plugins
-from .preflight import check_data, check_writable, preflight, read_setup
+from .preflight import check_data, check_methods, check_writable, preflight, read_setup
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
@@ -50,18 +51,39 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                  cache_dir: Path, share: bool = True) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
     `EvalContext.share` (False only to compare with the engine before sharing, benchmarks/eval_engine.py)."""
-    dataset, train, test = data
-    model = components(suite).model(dataset.num_classes)
-    state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
+    model = trained_model(suite, folder.checkpoint, data[0].num_classes)
+    return score_model(suite, prepared(suite, model, device), run.seed, data, device, folder, cache_dir, share)
+
+
+def trained_model(suite: Suite, checkpoint: Path, num_classes: int) -> nn.Module:
+    """The suite's model with the weights of a run's checkpoint (last.ckpt), checked name by name and shape by shape."""
+    model = components(suite).model(num_classes)
+    state = check_checkpoint(checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model
+
+
+def prepared(suite: Suite, model: nn.Module, device: torch.device) -> nn.Module:
+    """A model as evaluation runs it: on the device, in eval mode, channels-last and compiled if the suite says so."""
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = to_channels_last(model)
     if suite.eval_compile:
         model.compile()  # in place, as in training
+    return model
+
+
+def score_model(suite: Suite, model: nn.Module, seed: int, data: tuple[Dataset, Split, Split], device: torch.device,
+                folder: RunDir, cache_dir: Path, share: bool = True,
+                normalisation: tuple[list[float], list[float]] | None = None) -> list[dict]:
+    """Run the suite's evaluations not already saved under the folder's eval/ on `model` (prepared), save each and
+    return all their rows. `normalisation`: the model's (mean, std) when not the dataset's (`cutmix-bench evaluate`)."""
+    dataset, train, test = data
+    channels_last = suite.train.channels_last and not is_program(model)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
-                      seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share)
+                      seed=seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
+                      channels_last=channels_last, test_draw=test_draw(suite), share=share,
+                      normalisation=normalisation)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     evaluations = components(suite).evaluations
     # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)
@@ -70,15 +92,29 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     for label, evaluation in evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
-            log.info("%s: evaluation %s", run.name, label)
+            log.info("%s: evaluation %s", folder.name, label)
             started = time.perf_counter()
             result = pd.DataFrame(evaluation.run(ctx))
             record(folder.path, seconds={label: time.perf_counter() - started})
-            kill_point(f"evaluation:{run.name}:{label}")
+            kill_point(f"evaluation:{folder.name}:{label}")
             result.insert(0, "evaluation", label)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
+
+
+def is_program(model: nn.Module) -> bool:
+    """A TorchScript module or the module of an exported program: fixed graphs, fed contiguous NCHW as exported."""
+    return isinstance(model, (torch.jit.ScriptModule, torch.fx.GraphModule))
+
+
+def finish_run(folder: RunDir, rows: list[dict], meta: dict) -> None:
+    """metrics.csv (the rows, each led by the run's `meta` columns) and then DONE: the run is complete."""
+    frame = pd.DataFrame(rows)
+    for i, (key, value) in enumerate(meta.items()):
+        frame.insert(i, key, value)
+    write_csv(folder.metrics, frame)
+    write_text(folder.done, "complete\n")
 
 
 def test_draw(suite: Suite) -> tuple[int, int] | None:
@@ -105,13 +141,8 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     record(folder.path, train_images=len(data[1]), test_images=len(data[2]))
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, folder, out / "cache")
-    frame = pd.DataFrame(rows)
-    meta = {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
-            "dataset": suite.data.name}
-    for i, (key, value) in enumerate(meta.items()):
-        frame.insert(i, key, value)
-    write_csv(folder.metrics, frame)
-    write_text(folder.done, "complete\n")
+    finish_run(folder, rows, {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
+                              "dataset": suite.data.name})
     kill_point(f"done:{run.name}")
 
 
@@ -142,6 +173,7 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
     if pending:
         data = load_data(suite)
         check_data(suite, data)
+        check_methods(suite, data)
     if pending or not (out / "environment.json").exists():  # the machine and command that did the work
         write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     if executor.local:

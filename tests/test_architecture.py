@@ -19,10 +19,10 @@ LAYERS = [
     ("data", "models", "methods", "corruptions", "robustness"),
     ("ood", "cifar_c"),
     ("evaluations",),
-    ("components", "training", "user_mixing"),
+    ("components", "training", "user_mixing", "checkpoints"),
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress",
      "preflight"),
-    ("runner", "plan", "compare"),
+    ("runner", "plan", "compare", "scoring"),
     ("cli", "listing", "__main__", ""),
 ]
 
