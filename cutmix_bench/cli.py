@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="slurm: return once the jobs are submitted (follow with `cutmix-bench status SUITE`, then "
                           "`cutmix-bench report SUITE`); default: wait for them and write the report")
     run.add_argument("--dry-run", action="store_true",
-                     help="print the runs (and which are finished), the evaluations with their image counts and "
-                          "a time estimate from a short probe; train nothing")
+                     help="make the checks run makes before training (refusing what run refuses), then print the "
+                          "runs (and which are finished), the evaluations with their image counts and a time "
+                          "estimate from a short probe; train nothing, write nothing")
     report = commands.add_parser("report", help="rebuild report.md from a results directory (no training), or "
                                                 "results.csv + report.md from a suite file's finished runs")
     report.add_argument("target", type=Path, metavar="RESULTS_DIR|SUITE",
@@ -69,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="side-by-side report of two results directories")
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
-    compare.add_argument("--out", type=Path, default=Path("compare.md"), help="markdown file (default compare.md)")
+    compare.add_argument("--out", type=Path, default=Path("compare.md"),
+                         help="markdown file (default compare.md); never inside a results folder or over an existing "
+                              "file without --force")
+    compare.add_argument("--allow-different", action="store_true",
+                         help="compare folders of different datasets, models, training setups or method parameters "
+                              "(refused by default; the header then lists each difference)")
+    compare.add_argument("--force", action="store_true",
+                         help="write --out even inside a results folder or over an existing file (never over the "
+                              "folder's own results)")
     evaluate = commands.add_parser(
         "evaluate", help="score trained models (run folders, checkpoints, TorchScript / torch.export files) with a "
                          "suite's evaluations; each model a row of results.csv and the report",
@@ -268,7 +277,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_dirs
 
-    print(f"comparison: {compare_dirs(args.dir_a, args.dir_b, args.out)}")
+    print(f"comparison: {compare_dirs(args.dir_a, args.dir_b, args.out, args.allow_different, args.force)}")
     return 0
 
 

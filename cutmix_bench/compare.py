@@ -1,20 +1,30 @@
-"""Side by side: the headline metrics of two results directories (e.g. two models, or CPU vs GPU runs of
-one suite), each method's B - A difference with Welch's t interval over seeds (the runs of A and B are
-independent: `scipy.stats.ttest_ind(equal_var=False)`); one seed on either side gives no interval."""
+"""Side by side: the headline metrics of two results directories (e.g. CPU vs GPU runs of one suite, or two
+models with --allow-different), each method's B - A difference with Welch's t interval over seeds (the runs
+of A and B are independent: `scipy.stats.ttest_ind(equal_var=False)`); one seed on either side gives no interval.
+
+The folders are read as `report` reads them. Folders of different datasets, models or training setups are refused
+unless allowed (then the header names both sides of each difference); a folder compared with itself, or one that
+holds no results, is refused. The comparison is never written into a results folder, nor over an existing file,
+without `force`; a results folder's own files are never overwritten."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .config import Suite
+from .errors import BenchError
 from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
+from .setups import TRAIN_KEYS
 from .summary import HEADLINES, headline_values
 
 
@@ -34,16 +44,82 @@ def describe(out: Path) -> str:
     env = read_json(out / "environment.json", {})
     suite = read_json(out / "suite.json", {})
     model = suite.get("model", {})
-    return (f"`{out}`: suite {suite.get('name', '?')}, model {model.get('name', '?')}, "
+    return (f"`{out}`: suite {suite.get('name', '?')}, dataset {suite.get('data', {}).get('name', '?')}, "
+            f"model {model.get('name', '?')}, "
             f"{suite.get('train', {}).get('epochs', '?')} epochs, seeds {suite.get('seeds', '?')}; device "
             f"{env.get('device', 'not recorded')}; commit {env.get('commit', 'not recorded')}")
 
 
-def compare_dirs(a: Path, b: Path, path: Path) -> Path:
+RECORDED = ("results.csv", "suite.json", "setups.json", "failures.json", "environment.json", "report.md")
+
+
+def setup_parts(suite: Suite) -> dict[str, Any]:
+    """What must agree for two folders' numbers to sit side by side: the data (less where it lies on disk), the
+    model, the training recipe (the keys of a run's recorded setup) and the parameters of each method label."""
+    parts = {"dataset": suite.data.model_dump(mode="json", exclude={"root", "download"}),
+             "model": suite.model.model_dump(mode="json"),
+             "training setup": suite.train.model_dump(mode="json", include=TRAIN_KEYS)}
+    for label in suite.methods:
+        name, params = suite.method_spec(label)
+        parts[f"methods.{label}"] = {"method": name, **params}
+    return parts
+
+
+def setup_differences(suite_a: Suite, suite_b: Suite) -> list[str]:
+    """`key: A value vs B value` per differing leaf of the parts of `setup_parts` that both folders have."""
+    a, b = setup_parts(suite_a), setup_parts(suite_b)
+    common = [key for key in a if key in b]
+    old, new = flatten({k: a[k] for k in common}), flatten({k: b[k] for k in common})
+    missing = object()
+    show = lambda value: "(none)" if value is missing else json.dumps(value)  # noqa: E731
+    return [f"{key}: A {show(old.get(key, missing))} vs B {show(new.get(key, missing))}"
+            for key in dict.fromkeys([*old, *new]) if old.get(key, missing) != new.get(key, missing)]
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"dataset.params.train_size": 128, ...}: one entry per leaf."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def check_destination(path: Path, folders: tuple[Path, Path], force: bool) -> None:
+    """Never over a results folder's own files; into a results folder or over an existing file only with force."""
+    target = path.resolve()
+    for folder in folders:
+        inside = target.is_relative_to(folder.resolve())
+        if inside and (target.relative_to(folder.resolve()).parts[:1] == ("runs",)
+                       or (target.name in RECORDED and target.parent == folder.resolve())):
+            raise BenchError(f"--out {path}: is a file of the results folder {folder}; write the comparison "
+                             f"elsewhere")
+        if inside and not force:
+            raise BenchError(f"--out {path}: is inside the results folder {folder}; write the comparison elsewhere "
+                             f"or pass --force")
+    if path.is_dir():
+        raise BenchError(f"--out {path}: is a directory; expected a markdown file name")
+    if path.exists() and not force:
+        raise BenchError(f"--out {path}: exists; pass --force to overwrite it, or choose another file")
+
+
+def compare_dirs(a: Path, b: Path, path: Path, allow_different: bool = False, force: bool = False) -> Path:
     """Write the comparison of results directories `a` and `b` to `path` (markdown)."""
     from .report import load_results_dir
 
+    if a.resolve() == b.resolve():
+        raise BenchError(f"{a} and {b} are the same results folder; expected two different folders")
+    check_destination(path, (a, b), force)
     (suite_a, results_a, _), (suite_b, results_b, _) = load_results_dir(a), load_results_dir(b)
+    for folder, results in ((a, results_a), (b, results_b)):
+        if results.empty:
+            raise BenchError(f"{folder}: holds no results (results.csv has no rows); expected a folder with "
+                             f"finished runs")
+    differing = setup_differences(suite_a, suite_b)
+    if differing and not allow_different:
+        raise BenchError(f"{a} and {b} were made with different setups ({'; '.join(differing)}); their numbers "
+                         f"are not comparable as they stand; pass --allow-different to compare them anyway")
     values_a, values_b = headline_values(results_a), headline_values(results_b)
     methods = list(dict.fromkeys([*suite_a.methods, *suite_b.methods]))
     body = []
@@ -61,8 +137,10 @@ def compare_dirs(a: Path, b: Path, path: Path) -> Path:
             else:
                 diff = "–"
             body.append([f"{headline.label} {headline.arrow}", display_name(method), *cells, diff])
+    warning = ("\n\n**Different setups** (compared with --allow-different): B − A mixes the effect of the method "
+               "with these differences:\n\n" + "\n".join(f"- {d}" for d in differing)) if differing else ""
     text = (f"# Comparison: {suite_a.name} (A) vs {suite_b.name} (B)\n\n- **A** {describe(a)}\n- **B** {describe(b)}"
-            f"\n\nMean ± std over seeds. B − A with Welch's 95% t interval over seeds (independent runs); "
+            f"{warning}\n\nMean ± std over seeds. B − A with Welch's 95% t interval over seeds (independent runs); "
             "**\\*** marks an interval that excludes zero; no interval with fewer than 2 seeds on a side.\n\n"
             f"{markdown_table(body, ['Metric', 'Method', 'A', 'B', 'B − A [95% interval]'])}\n\n"
             f"Full reports: [A]({(a / 'report.md').as_posix()}), [B]({(b / 'report.md').as_posix()}).\n")

@@ -111,6 +111,28 @@ class TrainConfig(Strict):
                              f"batch is split evenly over the devices")
         return self
 
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> TrainConfig:
+        """The schedule's lengths against `epochs`, and SGD's Nesterov flag against its momentum (torch refuses
+        Nesterov without momentum, but only when training starts)."""
+        sched, epochs = self.schedule, self.epochs
+        if sched.warmup_epochs >= epochs:
+            raise ValueError(f"schedule.warmup_epochs {sched.warmup_epochs} is not below epochs {epochs}; the warm-up "
+                             f"must end before training does")
+        if sched.milestones and sched.name != "multistep":
+            raise ValueError(f"schedule.milestones {sched.milestones}: only used by schedule multistep, not "
+                             f"{sched.name}; remove them or set schedule.name: multistep")
+        if sched.milestones != sorted(set(sched.milestones)):
+            raise ValueError(f"schedule.milestones {sched.milestones}: expected distinct epochs in increasing order")
+        late = [m for m in sched.milestones if not 0 < m < epochs]
+        if late:
+            raise ValueError(f"schedule.milestones {sched.milestones}: {late[0]} is not an epoch in [1, {epochs - 1}] "
+                             f"(epochs {epochs}); a milestone outside the training never takes effect")
+        if self.optimizer.name == "sgd" and self.optimizer.nesterov and self.optimizer.momentum == 0:
+            raise ValueError("optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0; set momentum or "
+                             "nesterov: false")
+        return self
+
 
 class ExecutorConfig(Strict):
     """Where a suite's runs execute (docs/scaleout.md). `local`: this machine, `jobs` runs at a time. `slurm`: one

@@ -1,7 +1,8 @@
 """`cutmix-bench run --dry-run`: the runs and their state, the evaluations with their image counts, and a
 time estimate with its range from a measured probe (training steps and inference batches of the suite's
 model on random images of the dataset's shape, the fastest step taken: host load only slows steps).
-Nothing is trained or written."""
+Nothing is trained or written. The checks `run` makes before training run first (preflight.py), so the dry run
+refuses what `run` refuses, with the same line."""
 
 from __future__ import annotations
 
@@ -117,14 +118,22 @@ def host_load() -> str:
 
 
 def dry_run(suite: Suite, jobs: int) -> str:
+    """What `run` would do, after the checks `run` makes before training (the same functions: a folder or suite
+    that `run` refuses is refused here with the same error); writes nothing."""
+    from .preflight import check_data, check_methods, check_writable, preflight
     from .suite_data import load_data, select_device
 
     out = output_dir(suite)
+    check_writable(out, create=False)
     device = select_device(suite.device)
+    runs = suite_runs(suite)
+    preflight(suite, out, runs)
     _, train, test = data = load_data(suite)
     dataset = data[0]
-    runs = suite_runs(suite)
     states = {r.name: run_state(suite, RunDir.of(out, r)) for r in runs}
+    if any(state != "finished" for state in states.values()):  # as `run`: the data is checked when runs are to do
+        check_data(suite, data)
+        check_methods(suite, data)
     lines = [f"suite {suite.name}: {len(runs)} runs ({len(suite.methods)} methods x {len(suite.seeds)} seeds) into "
              f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]

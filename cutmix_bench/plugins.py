@@ -11,18 +11,23 @@ it builds anything (spawned workers start with empty registries):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
+import io
+import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
+from .checks import check_input_file
 from .errors import BenchError
 
 ENTRY_POINT_GROUP = "cutmix_bench.plugins"
+log = logging.getLogger("cutmix_bench")
 FILE_MODULE_PREFIX = "cutmix_bench_plugin_"  # the module name of a plug-in imported from a .py file
 
 
@@ -42,8 +47,10 @@ def import_plugin(spec: str) -> ModuleType:
     if not spec.endswith(".py"):
         return importlib.import_module(spec)
     path = Path(spec).resolve()
-    if not path.is_file():
-        raise BenchError(f"plugins: {spec}: file not found")
+    try:
+        check_input_file(path, "plug-in file")
+    except BenchError as exc:
+        raise BenchError(f"plugins: {exc}") from None
     name = f"{FILE_MODULE_PREFIX}{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
     if name in sys.modules:
         return sys.modules[name]
@@ -66,13 +73,26 @@ def plugin_spec(module: ModuleType) -> str:
 
 
 def _guarded(what: str, load) -> ModuleType:
-    """One BenchError line naming the plug-in for any failure inside it (its own traceback with --debug)."""
+    """One BenchError line naming the plug-in for any failure inside it (its own traceback with --debug), an
+    exit at import included; what it prints at import is captured (it would mix into the command's own output,
+    e.g. `list`) and reported in one warning naming it. A plug-in should only register components."""
+    printed = io.StringIO()
     try:
-        return load()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            return load()
     except BenchError:
         raise
+    except SystemExit as exc:
+        raise BenchError(f"{what}: the plug-in exited at import (SystemExit({exc.code!r})); a plug-in must only "
+                         f"register components") from exc
     except Exception as exc:
         raise BenchError(f"{what}: import failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        text = printed.getvalue().strip()
+        if text:
+            first = text.splitlines()[0]
+            log.warning("%s: the plug-in printed at import (%d line(s), not shown: %r); a plug-in should only "
+                        "register components", what, len(text.splitlines()), first[:80])
 
 
 def resolve_plugin_files(raw: dict, base: Path) -> None:

@@ -330,8 +330,22 @@ def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]
         if not (out_dir / name).is_file():
             raise BenchError(f"{out_dir}: not a results directory (no {name}); expected the output_dir of a run "
                              f"made by this version")
-    suite = Suite.model_validate(json.loads((out_dir / "suite.json").read_text()))
-    return suite, pd.read_csv(out_dir / "results.csv"), read_json(out_dir / "failures.json", {})
+    try:
+        suite = Suite.model_validate(json.loads((out_dir / "suite.json").read_text()))
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError and ValidationError are ValueErrors
+        raise BenchError(f"{out_dir / 'suite.json'}: damaged suite record ({type(exc).__name__}); expected the "
+                         f"suite.json a run wrote") from None
+    path = out_dir / "results.csv"
+    try:
+        results = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types (parser, decode, empty) for one meaning
+        raise BenchError(f"{path}: unreadable results table ({type(exc).__name__}); rebuild it with "
+                         f"`cutmix-bench report SUITE`") from None
+    missing = [c for c in ("run", "method", "seed", "evaluation", "metric", "value") if c not in results.columns]
+    if missing or not (results.empty or pd.api.types.is_numeric_dtype(results["value"])):
+        what = f"missing column(s) {', '.join(missing)}" if missing else "non-numeric values in column value"
+        raise BenchError(f"{path}: damaged results table ({what}); rebuild it with `cutmix-bench report SUITE`")
+    return suite, results, read_json(out_dir / "failures.json", {})
 
 
 def report_from_dir(out_dir: Path) -> Path:

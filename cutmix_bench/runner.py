@@ -9,7 +9,6 @@ skipped on a rerun; an interrupted training resumes from its last checkpoint.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -36,13 +35,14 @@ from .io import write_csv, write_text
 from .logs import configure_logging
 from .models.memory_format import to_channels_last
 from .plugins import load_plugins
+from .preflight import check_data, check_methods, check_writable, preflight, read_setup
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
-from .setups import differences, row_setup, setup_hash, training_setup
+from .setups import row_setup, setup_hash, training_setup
 from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
-from .training.callbacks import check_logger, read_log
+from .training.callbacks import check_logger
 
 log = logging.getLogger("cutmix_bench")
 
@@ -181,13 +181,15 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
     if pending:
         data = load_data(suite)
         check_data(suite, data)
+        check_methods(suite, data)
     if pending or not (out / "environment.json").exists():  # the machine and command that did the work
         write_text(out / "environment.json", json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
     if executor.local:
         jobs = capped_jobs(jobs, len(pending), device)
     unrecorded, in_flight = executor.execute(suite, out, [r.name for r in pending], work, jobs, data, wait)
     folders = {r.name: RunDir.of(out, r) for r in runs}
-    failures = {name: f.failure() for name, f in folders.items() if f.failed.exists() and not f.is_done()}
+    failures = {name: f.failure() for name, f in folders.items()
+                if f.failed.exists() and not f.finished(suite.evaluations)}
     for name, error in {**unrecorded, **in_flight}.items():  # failures no FAILED file records; jobs in flight
         failures.setdefault(name, error)
     for r in runs:
@@ -214,88 +216,6 @@ def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
         reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
         log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
     return capped
-
-
-def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
-    """Before anything trains: every run folder stays inside the output folder, every recorded setup equals
-    the requested one (a finished run is never reused, nor a started one resumed, under another setup), and
-    every log a run would resume from is readable. One BenchError names all that differs."""
-    check_no_orphan_results(out)
-    differing: dict[str, list[str]] = {}
-    for run in runs:
-        folder = RunDir(inside(out, RunDir.of(out, run).path))
-        recorded = read_setup(folder)
-        requested = training_setup(suite, run)
-        if recorded is not None and recorded != requested:
-            try:
-                differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
-            except json.JSONDecodeError:
-                raise BenchError(f"{folder.setup}: not a valid setup record (expected JSON); delete the "
-                                 f"run folder to retrain this run") from None
-        if folder.log.exists() and not folder.is_done():
-            read_log(folder.log)
-    if differing:
-        keys = list(dict.fromkeys(d for diffs in differing.values() for d in diffs)) or ["setup.json differs"]
-        names = ", ".join(differing)
-        raise BenchError(f"{out}: {len(differing)} run(s) ({names}) were made with another setup: {'; '.join(keys)}; "
-                         f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
-
-
-def check_no_orphan_results(out: Path) -> None:
-    """A results folder whose results.csv names runs that have no folder under runs/ (a published copy, such as
-    the committed results/cifar100-cpu, or a folder whose runs were deleted) would lose those rows when the
-    suite rewrites results.csv and report.md: refuse it before anything is written."""
-    results = out / "results.csv"
-    try:
-        with results.open(newline="") as handle:
-            names = {row.get("run") or "" for row in csv.DictReader(handle)}
-    except FileNotFoundError:
-        return
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BenchError(f"{results}: unreadable ({exc}); it would be overwritten: move it away first") from None
-    orphans = sorted(name for name in names if name and not RunDir.named(out, name).path.is_dir())
-    if orphans:
-        raise BenchError(f"output_dir: {out} holds the results of {len(orphans)} run(s) that are not under "
-                         f"{out / 'runs'} ({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}), e.g. "
-                         f"committed results; rerunning here would overwrite them: set output_dir to another "
-                         f"folder, then `cutmix-bench compare {out} <that folder>`")
-
-
-def read_setup(folder: RunDir) -> str | None:
-    path = folder.setup
-    try:
-        return path.read_text() if path.exists() else None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
-
-
-def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
-    """Checks of the loaded data against the suite that would otherwise fail (or mislead) after training."""
-    dataset, train, test = data
-    for name, split in (("train", train), ("test", test)):
-        if len(split) == 0:
-            raise BenchError(f"data: the {name} split of {suite.data.name} holds no images")
-    if train.x.shape[1:] != test.x.shape[1:]:
-        raise BenchError(f"data: train images are {list(train.x.shape[1:])} (H, W, C) but test images are "
-                         f"{list(test.x.shape[1:])}; expected one image size")
-    if not all(s > 0 for s in dataset.std):  # NaN fails too
-        raise BenchError(f"data: the images of {suite.data.name} are constant (per-channel std {dataset.std}); "
-                         f"normalisation would divide by zero; expected varied images")
-    if suite.train.batch_size > len(train):
-        raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
-                         f"images)")
-    side = max(test.x.shape[1:3])
-    for label, params in suite.evaluations.items():
-        sizes = params.get("sizes")
-        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
-            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
-
-
-def inside(out: Path, path: Path) -> Path:
-    """`path`, checked to lie inside the output folder (names are validated; this is the last line)."""
-    if not path.resolve().is_relative_to(out.resolve()):
-        raise BenchError(f"{path}: would be written outside the output folder {out}")
-    return path
 
 
 def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: Path, count: int = 6) -> None:
@@ -360,10 +280,13 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
 
 def record_failure(run: Run, folder: RunDir, exc: Exception) -> bool:
     """Log the error and write it to the run's FAILED file; False when that file cannot be written (disk
-    full, read-only folder), which is logged too: the failure handler never raises."""
+    full, read-only folder), which is logged too: the failure handler never raises. A finished run whose new
+    evaluation failed is a failed run: its DONE goes (DONE and FAILED never coexist), so the report lists it
+    among the failures and a rerun evaluates it again (its training log and saved evaluations are kept)."""
     message = str(exc).splitlines()[0] if str(exc) else ""
     log.error("%s failed: %s: %s", run.name, type(exc).__name__, message)
     try:
+        folder.done.unlink(missing_ok=True)
         write_text(folder.failed, f"{type(exc).__name__}: {message}\n\n{traceback.format_exc()}")
     except Exception as again:  # noqa: BLE001 (the failure handler must not fail the command)
         log.error("%s: could not record the failure in %s: %s", run.name, folder.failed, again)
@@ -420,13 +343,3 @@ def write_results(out: Path, runs: list[Run]) -> pd.DataFrame:
 def check_recorded(suite: Suite, out: Path, runs: list[Run]) -> None:
     """For `report`: the finished runs were made with the setup the suite describes (its header says so)."""
     preflight(suite, out, [r for r in runs if RunDir.of(out, r).is_done()])
-
-
-def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise BenchError(f"output_dir: {out} is not writable ({exc.strerror})") from exc

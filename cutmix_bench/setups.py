@@ -15,12 +15,13 @@ from typing import Any
 from .config import Suite
 
 HASH_CHARS = 12
+TRAIN_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "precision"}  # the train keys that decide the model
 
 
 def training_setup(suite: Suite, run: Any) -> str:
     """What decides a run's trained model, as canonical JSON: a run folder must not be resumed or
     reported under a different setup. (Its keys and formatting are fixed: existing run folders hold it.)"""
-    train = suite.train.model_dump(mode="json", include={"epochs", "batch_size", "optimizer", "schedule", "precision"})
+    train = suite.train.model_dump(mode="json", include=TRAIN_KEYS)
     setup = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
              "train": train, "method": suite.method_spec(run.method), "seed": run.seed}
     return json.dumps(setup, sort_keys=True)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .checks import check_input_file
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
 from .plugins import load_plugins, resolve_plugin_files
@@ -26,8 +27,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) 
 def read_suite(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
     """The suite file as a mapping, its paths resolved and the overrides applied; not yet validated."""
     path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"{path}: suite file not found")
+    check_input_file(path, "suite file")
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

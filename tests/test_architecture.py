@@ -13,14 +13,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cutmix_bench"
 # cutmix_bench ("" = the package face, cutmix_bench/__init__.py). The same table is drawn in docs/ARCHITECTURE.md.
 LAYERS = [
     ("errors",),
-    ("io", "faults", "intervals", "registry", "plugins", "logs"),
+    ("io", "faults", "intervals", "registry", "checks", "plugins", "logs"),
     ("config",),
     ("rundir",),
     ("data", "models", "methods", "corruptions", "robustness"),
     ("ood", "cifar_c"),
     ("evaluations",),
     ("components", "training", "user_mixing", "checkpoints"),
-    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress",
+     "preflight"),
     ("runner", "plan", "compare", "scoring"),
     ("cli", "listing", "__main__", ""),
 ]
@@ -151,7 +152,7 @@ def test_every_module_imports() -> None:
 def test_components_are_built_once_per_suite(tmp_path: Path, monkeypatch) -> None:
     """Validation builds every method and evaluation once; training, evaluation, the training-inputs figure
     and the report build none again. The model factory runs once per use (training, then loading the
-    checkpoint): fresh weights per run."""
+    checkpoint, and once before any run for the model-dependent method checks): fresh weights per run."""
     import yaml
 
     from cutmix_bench import components as components_module
@@ -181,4 +182,4 @@ def test_components_are_built_once_per_suite(tmp_path: Path, monkeypatch) -> Non
     _, failures = run_suite(suite)
     assert failures == {}
     assert [b for b in built if b[0] not in ("dataset", "model", "factory")] == expected
-    assert built.count(("factory", "model")) == 4  # 2 runs x (train, evaluate)
+    assert built.count(("factory", "model")) == 5  # 2 runs x (train, evaluate), once for the checks before runs

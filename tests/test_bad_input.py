@@ -8,6 +8,7 @@ module and copied into each test; most cases stop at validation, before any data
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import shutil
@@ -74,7 +75,10 @@ class Bench:
 
 @pytest.fixture
 def bench(finished_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bench:
+    from cutmix_bench.methods import METHODS
+
     monkeypatch.chdir(tmp_path)  # suites without output_dir write results/<name> here
+    monkeypatch.setattr(METHODS, "_factories", dict(METHODS._factories))  # a case's plug-in methods go with it
     out = tmp_path / "out"
     shutil.copytree(finished_dir, out)
     return Bench(tmp_path, out, write_suite(tmp_path / "suite.yaml", out))
@@ -158,7 +162,18 @@ CASES: dict[str, Case] = {
     "yaml syntax": lambda b, m: (["run", b.text("s.yaml", "name: [unclosed\n")], "YAML syntax error", 2),
     "top level not a mapping": lambda b, m: (["run", b.text("s.yaml", "- a\n- b\n")], "expected a mapping", 2),
     "suite file missing": lambda b, m: (["run", str(b.tmp / "nope.yaml")], "nope.yaml: suite file not found", 2),
-    "suite file is a folder": lambda b, m: (["run", str(b.tmp)], "suite file not found", 2),
+    "suite file is a folder": lambda b, m: (["run", str(b.tmp)], "is a directory; expected a suite file", 2),
+    "suite file is /dev/null": lambda b, m: (["run", "/dev/null"], "/dev/null: is a device, not a regular file", 2),
+    "suite file is a named pipe": lambda b, m: (["run", _fifo(b)], "is a named pipe, not a regular file", 2),
+    "suite file empty": lambda b, m: (["run", b.text("s.yaml", "")], "s.yaml: the suite file is empty", 2),
+    "suite file of 2 MB": lambda b, m: (["run", b.text("s.yaml", b"#" * 2_000_000)],
+                                        "is 2,000,000 bytes, more than the limit of 1,048,576 bytes", 2),
+    "plug-in file is a folder": lambda b, m: ((b.tmp / "plug.py").mkdir() or ["run", b.suite, "--set",
+                                              f"plugins=[{b.tmp / 'plug.py'}]"], "plug.py: is a directory", 2),
+    "plug-in file empty": lambda b, m: (["run", b.suite, "--set", f"plugins=[{b.text('plug.py', '')}]"],
+                                        "plugins: ", 2),
+    "plug-in exits at import": lambda b, m: (["run", b.suite, "--set", f"plugins=[{b.text('plug.py', 'exit(3)')}]"],
+                                             "plug.py: the plug-in exited at import (SystemExit(3))", 2),
     "suite not UTF-8": lambda b, m: (["run", b.text("s.yaml", b"name: caf\xe9\xff\n")], "not a UTF-8 text file", 2),
     "duplicate top-level key": lambda b, m: (["run", b.text("s.yaml", "name: a\nseeds: [0]\nname: b\n")],
                                              "duplicate key 'name'", 2),
@@ -181,6 +196,42 @@ CASES: dict[str, Case] = {
                                 "methods.cutmix: alpha must be > 0", 2),
     "probability > 1": lambda b, m: (["run", SMOKE, "--set", "methods.cutmix.prob=1.5"], "methods.cutmix: prob", 2),
     "cutout size 0": lambda b, m: (["run", SMOKE, "--set", "methods.cutout.size=0"], "methods.cutout: size", 2),
+    "alpha inf": lambda b, m: (["run", SMOKE, "--set", "methods.cutmix.alpha=.inf"],
+                               "methods.cutmix: alpha must be a finite number, got inf", 2),
+    "probability yes": lambda b, m: (["run", SMOKE, "--set", "methods.cutmix.prob=yes"],
+                                     "methods.cutmix: prob must be a finite number, got True", 2),
+    "augmix severity 11": lambda b, m: (["run", SMOKE, "--set", "methods.augmix={severity: 11}"],
+                                        "methods.augmix: severity must be an integer in [1, 10], got 11", 2),
+    "augmix switch as text": lambda b, m: (["run", SMOKE, "--set", "methods.augmix={jsd: 'no'}"],
+                                           "methods.augmix: jsd must be true or false, got 'no'", 2),
+    "fmix switch as a number": lambda b, m: (["run", SMOKE, "--set", "methods.fmix={reformulate: 2}"],
+                                             "methods.fmix: reformulate must be true or false, got 2", 2),
+    "hidden layer listed twice": lambda b, m: (["run", SMOKE, "--set", "methods.manifold_mixup={layers: [1, 1]}"],
+                                               "layers must be a non-empty list of distinct integers", 2),
+    "resizemix scope NaN": lambda b, m: (["run", SMOKE, "--set", "methods.resizemix={scope_max: .nan}"],
+                                         "scope_max must be a finite number, got nan", 2),
+    "smoothing as text": lambda b, m: (["run", SMOKE, "--set", "methods.cutmix.smoothing=lots"],
+                                       "smoothing must be a finite number, got 'lots'", 2),
+    "ece bins 1.5": lambda b, m: (["run", SMOKE, "--set", "evaluations.clean.ece_bins=1.5"],
+                                  "evaluations.clean: ece_bins must be an integer >= 1, got 1.5", 2),
+    "adversarial seed -1": lambda b, m: (["run", SMOKE, "--set", "evaluations.adversarial.seed=-1"],
+                                         "evaluations.adversarial: seed must be an integer in [0, 4294967295]", 2),
+    "adversarial switch as text": lambda b, m: (["run", SMOKE, "--set", "evaluations.adversarial.random_start=maybe"],
+                                                "random_start must be true or false, got 'maybe'", 2),
+    "corruption workers 1.5": lambda b, m: (["run", SMOKE, "--set", "evaluations.corruptions.workers=1.5"],
+                                            "evaluations.corruptions: workers must be an integer >= 1", 2),
+    "in-between seed as text": lambda b, m: (["run", SMOKE, "--set", "evaluations.inbetween.seed=abc"],
+                                             "evaluations.inbetween: seed must be an integer", 2),
+    "milestone beyond the epochs": lambda b, m: (["run", SMOKE, "--set", "train.schedule={name: multistep, "
+                                                  "milestones: [5, 12]}"], "12 is not an epoch in [1, 9]", 2),
+    "milestones out of order": lambda b, m: (["run", SMOKE, "--set", "train.schedule={name: multistep, "
+                                              "milestones: [5, 3]}"], "expected distinct epochs in increasing", 2),
+    "milestones with cosine": lambda b, m: (["run", SMOKE, "--set", "train.schedule.milestones=[5]"],
+                                            "only used by schedule multistep, not cosine", 2),
+    "warm-up as long as training": lambda b, m: (["run", SMOKE, "--set", "train.schedule.warmup_epochs=10"],
+                                                 "schedule.warmup_epochs 10 is not below epochs 10", 2),
+    "nesterov without momentum": lambda b, m: (["run", SMOKE, "--set", "train.optimizer.momentum=0"],
+                                               "Nesterov momentum needs optimizer.momentum > 0", 2),
     "unknown method parameter": lambda b, m: (["run", SMOKE, "--set", "methods.cutmix.beta=1"],
                                               "methods.cutmix.beta: unknown parameter", 2),
     "unknown method": lambda b, m: (["run", SMOKE, "--set", "methods.fancymix={}"],
@@ -255,6 +306,47 @@ CASES: dict[str, Case] = {
     "report: garbage ood_scores.npz": lambda b, m: ((b.out / "runs" / "baseline-s0" / "ood_scores.npz").write_bytes(
         b"PK\x03\x04junk") and ["report", b.suite], "ood_scores.npz: unreadable OOD score file", 2),
     "report: suite file missing": lambda b, m: (["report", str(b.tmp / "nope.yaml")], "suite file not found", 2),
+    # compare: A is the finished folder, B a copy of it (changed where said); A stays byte-identical
+    "compare: --out over A's results.csv": lambda b, m: (_compare(b, "--out", str(b.out / "results.csv"), "--force"),
+                                                         "results.csv: is a file of the results folder", 2),
+    "compare: --out over A's report": lambda b, m: (_compare(b, "--out", str(b.out / "report.md")),
+                                                    "report.md: is a file of the results folder", 2),
+    "compare: --out inside A": lambda b, m: (_compare(b, "--out", str(b.out / "c.md")),
+                                             "is inside the results folder", 2),
+    "compare: --out over an existing file": lambda b, m: (_compare(b, "--out", b.text("c.md", "mine")),
+                                                          "c.md: exists; pass --force to overwrite it", 2),
+    "compare: a folder with itself": lambda b, m: (["compare", str(b.out), str(b.out), "--out", str(b.fresh)],
+                                                   "are the same results folder", 2),
+    "compare: other datasets": lambda b, m: (_compare(b, dataset="cifar10"),
+                                             'different setups (dataset.name: A "synthetic" vs B "cifar10")', 2),
+    "compare: other models": lambda b, m: (_compare(b, width=8), "(model.params.width: A 4 vs B 8)", 2),
+    "compare: other method parameter": lambda b, m: (_compare(b, alpha=0.5),
+                                                     "(methods.cutmix.alpha: A 1.0 vs B 0.5)", 2),
+    "compare: no results": lambda b, m: (_compare(b, results="run,method,seed,evaluation,metric,value\n"),
+                                         "holds no results (results.csv has no rows)", 2),
+    "compare: damaged results.csv": lambda b, m: (_compare(b, results="\x00garbage\n"),
+                                                  "results.csv: damaged results table (missing column(s)", 2),
+    "compare: damaged suite.json": lambda b, m: (_compare(b, suite="{truncat"), "suite.json: damaged suite record", 2),
+    "compare: not a results folder": lambda b, m: (["compare", str(b.out), str(_folder(b)), "--out", str(b.fresh)],
+                                                   "not a results directory (no results.csv)", 2),
+    "report: damaged results.csv": lambda b, m: ((b.out / "results.csv").write_text("x\n1\n") and ["report",
+                                                 str(b.out)], "results.csv: damaged results table", 2),
+    # --dry-run refuses what run refuses, with the same line (and writes nothing)
+    "dry run: finished run, other epochs": lambda b, m: (["run", b.suite, "--dry-run", "--set", "train.epochs=2"],
+                                                         "train.epochs: 1 (recorded) vs 2 (requested)", 2),
+    "dry run: damaged setup.json": lambda b, m: ((b.out / "runs" / "cutmix-s0" / "setup.json").write_text("{x")
+                                                 and ["run", b.suite, "--dry-run"], "not a valid setup record", 2),
+    "dry run: damaged log.csv": lambda b, m: ((_unfinish(b, "cutmix-s0") / "log.csv").write_text("epoch\n0\n")
+                                              and ["run", b.suite, "--dry-run"], "log.csv: damaged training log", 2),
+    "dry run: model without stages": lambda b, m: (["run", b.suite, "--dry-run", "--set", "methods.feature_cutmix={}"],
+                                                   "methods.feature_cutmix: FeatureCutMix layers", 2),
+    "dry run: batch larger than the data": lambda b, m: (["run", b.variant(b.fresh, train={**BASE["train"],
+                                                          "batch_size": 1000}), "--dry-run"],
+                                                         "train.batch_size: 1000 is larger than the training set", 2),
+    "dry run: output dir under a file": lambda b, m: (["run", b.suite, "--dry-run", "--set",
+                                                       f"output_dir={_file(b)}/sub"], "is not writable", 2),
+    "dry run: read-only output dir": lambda b, m: (["run", b.variant(m("ro", readonly=True)), "--dry-run"],
+                                                   "is not writable (Read-only file system)", 2),
     # data
     "missing data root": lambda b, m: (["run", b.variant(b.fresh, data={"name": "cifar100", "root": str(
         b.tmp / "no-such-dir")})], "no-such-dir", 2),
@@ -286,6 +378,14 @@ CASES: dict[str, Case] = {
                                            ".nan}}]"], "evaluations.ood: scores.odin: odin needs temperature > 0", 2),
     "energy temperature NaN": lambda b, m: (["run", b.suite, "--set", "evaluations.ood.scores=[{energy: {temperature: "
                                              ".nan}}]"], "energy temperature must be > 0", 2),
+    "cutout larger than the image": lambda b, m: (["run", b.suite, "--set", "methods.cutout={size: 40}"],
+                                                  "methods.cutout: size 40 is larger than the image (32x32)", 2),
+    "manifold mixup beyond the model's stages": lambda b, m: (["run", b.suite, "--set", "methods.mm={method: "
+                                                               "manifold_mixup, layers: [0, 1]}"],
+                                                              "methods.mm: ManifoldMixup layers [0, 1]: the model has "
+                                                              "0 stages", 2),
+    "feature cutmix on a model without stages": lambda b, m: (["run", b.suite, "--set", "methods.feature_cutmix={}"],
+                                                              "methods.feature_cutmix: FeatureCutMix layers", 2),
     "timm model without timm": lambda b, m: (["run", SMOKE, "--set", "model.name=timm:resnet18"], "needs timm", 2),
     # the output folder and the disk
     "output dir under a file": lambda b, m: (["run", SMOKE, "--set", f"output_dir={_file(b)}/sub"], "output_dir", 2),
@@ -309,9 +409,85 @@ CASES: dict[str, Case] = {
                                         "--workers: expected >= 1", 2),
     # runs that fail (exit 1): the others finish, the earlier results stay
     "unreadable checkpoint": lambda b, m: (_bad_checkpoint(b), "baseline-s1: BenchError:", 1),
+    "plug-in method: other image size": lambda b, m: (_contract(b, "x[:, :, :16], y"),
+                                                      "methods.bad: the method's output breaks its contract on the "
+                                                      "first batch: images of shape [32, 3, 16, 32]", 1),
+    "plug-in method: labels not summing to 1": lambda b, m: (_contract(b, "x, y * 0.5"),
+                                                             "target rows that do not sum to 1 (row 0 sums to 0.5)", 1),
+    "plug-in method: NaN labels": lambda b, m: (_contract(b, "x, y * float('nan')"),
+                                                "non-finite values (NaN or inf) in the targets", 1),
+    "plug-in method: hard labels": lambda b, m: (_contract(b, "x, y.argmax(1)"),
+                                                 "targets of shape [32] and dtype torch.int64", 1),
+    "finished run, damaged checkpoint, new evaluation": lambda b, m: (_damage(b, "cutmix-s0") and _occlusion(b),
+                                                                      "(cutmix-s0; see", 1),
     "diverging training": lambda b, m: (["run", b.variant(b.fresh, methods={"baseline": {}}, train={
         **BASE["train"], "optimizer": {"lr": 1.0e+30}})], "training diverged: non-finite loss", 1),
 }
+
+
+def _damage(b: Bench, run: str) -> Path:
+    path = b.out / "runs" / run / "last.ckpt"
+    path.write_bytes(path.read_bytes()[:100])
+    return path
+
+
+def _occlusion(b: Bench) -> list[str]:
+    return ["run", b.suite, "--set", "evaluations.occlusion={sizes: [0, 16], max_images: 32}"]
+
+
+# cases where a run finished earlier fails (its new evaluation): it becomes a failed run, the other stays as it was
+FAILS_A_FINISHED_RUN = {"finished run, damaged checkpoint, new evaluation": "cutmix-s0"}
+
+
+def _compare(b: Bench, *extra: str, dataset: str = "", width: int = 0, alpha: float = 0, results: str = "",
+             suite: str = "") -> list[str]:
+    """`compare A B` of the finished folder A and a copy B, changed as asked, into a fresh file unless --out."""
+    import json
+
+    other = b.tmp / "other"
+    shutil.copytree(b.out, other)
+    recorded = json.loads((other / "suite.json").read_text())
+    recorded["data"]["name"] = dataset or recorded["data"]["name"]
+    recorded["model"]["params"]["width"] = width or recorded["model"]["params"]["width"]
+    recorded["methods"]["cutmix"]["alpha"] = alpha or recorded["methods"]["cutmix"]["alpha"]
+    (other / "suite.json").write_text(suite or json.dumps(recorded))
+    if results:
+        (other / "results.csv").write_text(results)
+    return ["compare", str(b.out), str(other), *(extra or ("--out", str(b.tmp / "c.md")))]
+
+
+def _folder(b: Bench) -> Path:
+    (b.tmp / "folder").mkdir()
+    return b.tmp / "folder"
+
+
+def _fifo(b: Bench) -> str:
+    import os
+
+    os.mkfifo(b.tmp / "pipe.yaml")  # reading it would block forever: the check must not open it
+    return str(b.tmp / "pipe.yaml")
+
+
+CONTRACT_PLUGIN = """
+from cutmix_bench.methods import METHODS
+from cutmix_bench.methods.base import Method
+
+
+@METHODS.register("bad")
+class Bad(Method):
+    \"\"\"A plug-in method whose output breaks the contract.\"\"\"
+
+    reference = "none, 2026"
+
+    def apply(self, x, y, params):
+        return {output}
+"""
+
+
+def _contract(b: Bench, output: str) -> list[str]:
+    """A run of a plug-in method returning `output` (an expression of x, y), added to the finished folder."""
+    plugin = b.text("bad_method.py", CONTRACT_PLUGIN.format(output=output))
+    return ["run", b.suite, "--set", f"plugins=[{plugin}]", "--set", "methods.bad={}"]
 
 
 def _label(b: Bench, label: str) -> list[str]:
@@ -369,7 +545,18 @@ def test_bad_input_gives_one_clear_line(name: str, bench: Bench, mount: Callable
     if code == 2:  # refused before anything ran: not a byte changed, nothing added
         assert after == before
     else:  # a failed run: the runs finished earlier are untouched
-        assert finished_runs(after) == finished_runs(before)
+        failed = FAILS_A_FINISHED_RUN.get(name)
+        if not failed:
+            assert finished_runs(after) == finished_runs(before)
+        else:  # a failed run, never DONE and FAILED side by side, listed in the report's failure section; the
+            # other run gained the new evaluation; what both held before (evaluations, setups) is unchanged
+            run_dir = bench.out / "runs" / failed
+            assert (run_dir / "FAILED").exists() and not (run_dir / "DONE").exists()
+            assert (bench.out / "runs" / "baseline-s0" / "DONE").exists()
+            kept = {k: v for k, v in finished_runs(before).items() if "/eval/" in k or k.endswith("setup.json")}
+            assert kept.items() <= after.items()
+            report = (bench.out / "report.md").read_text()
+            assert f"`{failed}`" in report.split("## Failed", 1)[-1], report
     assert not (bench.tmp.parent / "escaped-s0").exists() and not (bench.tmp / "x").exists()
 
 
@@ -448,3 +635,85 @@ def test_checkpoint_of_another_model_is_refused(bench: Bench, capsys: pytest.Cap
     assert main(["run", bench.suite, "--set", "model.params.width=8"]) == 1
     err = capsys.readouterr().err + caplog.text
     assert "last.ckpt: checkpoint is of another model" in err and "Traceback" not in err
+
+
+def test_compare_with_allow_different_names_both_sides(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _compare(bench, dataset="cifar10", width=8)
+    assert main([*argv, "--allow-different"]) == 0
+    text = (bench.tmp / "c.md").read_text()
+    assert "dataset synthetic, model tiny" in text and "dataset cifar10, model tiny" in text  # A's and B's lines
+    assert '- dataset.name: A "synthetic" vs B "cifar10"\n- model.params.width: A 4 vs B 8\n' in text
+    assert main([*argv, "--allow-different"]) == 2  # the file exists now
+    assert "c.md: exists" in capsys.readouterr().err
+    assert main([*argv, "--allow-different", "--force"]) == 0 and (bench.tmp / "c.md").read_text() == text
+
+
+def test_a_plugin_that_prints_at_import_is_named_in_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """`list` output stays the command's own: the plug-in's print is captured and reported by name."""
+    plugin = tmp_path / "chatty.py"
+    plugin.write_text("print('hello from the plug-in')\nprint('second line')\n")
+    assert main(["list", "--plugin", str(plugin)]) == 0
+    assert "hello" not in capsys.readouterr().out
+    assert "chatty.py: the plug-in printed at import (2 line(s), not shown: 'hello from the plug-in')" in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["read-only", "disk full"])
+def test_output_that_fails_mid_run_gives_one_line_and_the_rerun_finishes(fault: str, tmp_path: Path,
+                                                                         mount: Callable[..., Path]) -> None:
+    """The output turns read-only, or its disk fills up, while a run is in progress (the process stops itself
+    at a crash point of faults.py with SIGSTOP, the test changes the mount, then lets it go on): one error line
+    naming a file and the cause, exit 1; once the disk is back, a rerun finishes every run."""
+    import os
+    import sys
+
+    point = mount("mid", "8m")
+    suite = write_suite(tmp_path / "suite.yaml", point / "out", methods={"baseline": {}}, evaluations={"clean": {}})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUTMIX_BENCH_KILL_SIGNAL": "STOP",
+           "CUTMIX_BENCH_KILL_AT": "evaluation:baseline-s0:clean"}  # evaluated, its file not yet written
+    command = [sys.executable, "-m", "cutmix_bench", "run", suite, "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        err = _fail_mid_run(process, point, fault)
+    finally:
+        if process.poll() is None:  # a failed assertion must not leave a stopped process holding the mount
+            process.kill()
+            process.wait()
+    lines = [line for line in err.splitlines() if line.startswith("cutmix-bench: error:")]
+    assert process.returncode == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert ("read-only" if fault == "read-only" else "the disk is full") in lines[0], lines[0]
+    if fault == "disk full":
+        (point / "filler").unlink()
+    rerun = subprocess.run(command, env={k: v for k, v in env.items() if not k.startswith("CUTMIX_BENCH_KILL")},
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (point / "out" / "runs" / "baseline-s0" / "DONE").exists()
+
+
+def _fail_mid_run(process: subprocess.Popen, point: Path, fault: str) -> str:
+    """Wait for the run to stop itself, make its output read-only or full, let it go on; its stderr."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + 600
+    while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "T":  # T: stopped
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    evals = point / "out" / "runs" / "baseline-s0" / "eval"
+    if fault == "read-only":  # a read-only bind mount of the folder the next write goes to (a file system with
+        # files open for writing, as the run's lock, cannot be remounted read-only as a whole)
+        subprocess.run(["mount", "--bind", str(evals), str(evals)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(evals)], check=True)
+    else:
+        with open(point / "filler", "wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * (1 << 16))
+                filler.flush()
+    os.kill(process.pid, signal.SIGCONT)
+    try:
+        _, err = process.communicate(timeout=600)
+    finally:
+        if fault == "read-only":
+            subprocess.run(["umount", str(evals)], check=True)
+    return err

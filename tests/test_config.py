@@ -174,13 +174,14 @@ def test_missing_suite_file_and_non_mapping(tmp_path: Path) -> None:
 def test_overrides_of_existing_and_default_keys(tmp_path: Path) -> None:
     path = write_suite(tmp_path, MINIMAL)
     suite = load_suite(path, ["train.epochs=2", "seeds=[0]", "methods.cutmix.alpha=0.5",
-                              "train.optimizer.lr=0.05", "train.schedule.milestones=[3, 4]",
+                              "train.optimizer.lr=0.05", "train.schedule.milestones=[1]",
+                              "train.schedule.name=multistep",
                               "data.train_subset=100", "data.params.noise=0.1", "device=cpu"])
     assert suite.train.epochs == 2
     assert suite.seeds == [0]
     assert suite.methods["cutmix"] == {"alpha": 0.5, "prob": 0.5}
     assert suite.train.optimizer.lr == 0.05 and suite.train.optimizer.momentum == 0.9  # others keep defaults
-    assert suite.train.schedule.milestones == [3, 4]
+    assert suite.train.schedule.milestones == [1]
     assert suite.data.train_subset == 100 and suite.data.params == {"num_classes": 4, "noise": 0.1}
     assert suite.device == "cpu"
 

@@ -231,3 +231,88 @@ def test_saliencymix_batch_mode_uses_one_box_from_the_first_partner() -> None:
     boxes = {tuple((source[i] != i).nonzero().amin(0).tolist() + (source[i] != i).nonzero().amax(0).tolist())
              for i in range(6) if params["perm"][i] != i and (source[i] != i).any()}
     assert len(boxes) <= 1
+
+
+def official_fmix_loss(logits: torch.Tensor, y: torch.Tensor, index: torch.Tensor, lam: float,
+                       reformulate: bool) -> torch.Tensor:
+    """Oracle: ecs-vlc/FMix implementations/torchbearer_implementation.py fmix_loss (train=True), transcribed."""
+    if not reformulate:
+        return F.cross_entropy(logits, y) * lam + F.cross_entropy(logits, y[index]) * (1 - lam)
+    return F.cross_entropy(logits, y)
+
+
+@pytest.mark.parametrize("reformulate", [False, True])
+def test_fmix_loss_matches_the_official_loss(reformulate: bool) -> None:
+    """Our step's loss (soft cross-entropy on the method's targets) equals the official fmix_loss on the same mixed
+    batch, with the official lam = the mask's share (exact here: ours weights by the share). With reformulate the
+    official trains each mixed image on its own label alone; lam is then drawn from Beta(alpha+1, alpha)."""
+    from cutmix_bench.training.module import soft_cross_entropy
+
+    method = create_method("fmix", reformulate=reformulate)
+    gen = torch.Generator().manual_seed(0)
+    x, labels = torch.randn(8, 3, 16, 16, generator=gen), torch.arange(8) % 5
+    params = method.sample(8, 16, 16, np.random.default_rng(3))
+    mixed_x, target = method.apply(x, F.one_hot(labels, 5).float(), params)
+    keep = torch.from_numpy(params["mask"][:, None]).float()
+    index = torch.from_numpy(params["perm"])
+    torch.testing.assert_close(mixed_x, keep * x + (1 - keep) * x[index])  # the official x1 + x2
+    logits = torch.randn(8, 5, generator=gen)
+    share = float(params["mask"][0].mean())
+    torch.testing.assert_close(soft_cross_entropy(logits, target),
+                               official_fmix_loss(logits, labels, index, share, reformulate))
+    draws = create_method("fmix", mode="elem", reformulate=reformulate).sample(4000, 8, 8, np.random.default_rng(4))
+    expected_mean = (1 + reformulate) / (2 + reformulate)  # Beta(1+r, 1): its mean; the mask share tracks lam
+    assert abs(draws["mask"].mean() - expected_mean) < 0.02
+
+
+def timm_rand_bbox(img_shape: tuple[int, int], lam: float, cy: int, cx: int) -> tuple[int, int, int, int]:
+    """Oracle: huggingface/pytorch-image-models timm/data/mixup.py rand_bbox (margin 0), transcribed from v1.0.28 /
+    main at aa4b5850, with its centre draws given."""
+    ratio = np.sqrt(1 - lam)
+    img_h, img_w = img_shape[-2:]
+    cut_h, cut_w = int(img_h * ratio), int(img_w * ratio)
+    yl, yh = np.clip(cy - cut_h // 2, 0, img_h), np.clip(cy + cut_h // 2, 0, img_h)
+    xl, xh = np.clip(cx - cut_w // 2, 0, img_w), np.clip(cx + cut_w // 2, 0, img_w)
+    return int(yl), int(yh), int(xl), int(xh)
+
+
+def test_mixup_cutmix_box_is_timms_rand_bbox_on_odd_sides() -> None:
+    """Our CutMix box (methods.base.cutmix_boxes, used by mixup_cutmix) equals timm's rand_bbox for the same lam
+    and centre, odd cut sides and odd image sizes included."""
+    from cutmix_bench.methods.base import cutmix_boxes
+
+    rng = np.random.default_rng(0)
+    odd_sides = 0
+    for _ in range(2000):
+        height, width = int(rng.integers(5, 40)), int(rng.integers(5, 40))
+        lam, cy, cx = float(rng.random()), int(rng.integers(height)), int(rng.integers(width))
+        ours = cutmix_boxes(np.array([lam]), np.array([cy]), np.array([cx]), np.array([True]), 1, height, width)
+        assert tuple(int(b[0]) for b in ours) == timm_rand_bbox((height, width), lam, cy, cx)
+        odd_sides += int(height * np.sqrt(1 - lam)) % 2
+    assert odd_sides > 500
+
+
+def official_manifold_mixup_loss(output: torch.Tensor, reweighted_target: torch.Tensor) -> torch.Tensor:
+    """Oracle: vikasverma1077/manifold_mixup main.py (and snu-mllab/PuzzleMix main.py), transcribed:
+    `bce_loss = nn.BCELoss()`, `softmax = nn.Softmax(dim=1)`, `loss = bce_loss(softmax(output), reweighted_target)`."""
+    bce_loss, softmax = torch.nn.BCELoss(), torch.nn.Softmax(dim=1)
+    return bce_loss(softmax(output), reweighted_target)
+
+
+@pytest.mark.parametrize("name", ["manifold_mixup", "puzzlemix"])
+def test_loss_bce_is_the_official_objective_and_soft_ce_the_default(name: str) -> None:
+    """`loss: bce` trains the step with the official BCE on the softmax (through the trainer's `criterion` hook,
+    smoothing included); the default keeps the soft cross-entropy, which is a different objective."""
+    from cutmix_bench.training.module import soft_cross_entropy
+
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 5, generator=gen)
+    target = torch.softmax(torch.randn(6, 5, generator=gen), dim=1)  # mixed targets: rows sum to 1
+    bce = create_method(name, loss="bce")
+    official = official_manifold_mixup_loss(logits, target)
+    torch.testing.assert_close(bce.criterion(logits, target), official)
+    torch.testing.assert_close(create_method(name, loss="bce", smoothing=0.1).criterion(logits, target), official)
+    assert getattr(create_method(name), "criterion", None) is None  # the trainer's soft cross-entropy
+    assert abs(float(soft_cross_entropy(logits, target)) - float(official)) > 0.1
+    with pytest.raises(Exception, match="loss must be 'soft_ce'"):
+        create_method(name, loss="ce")

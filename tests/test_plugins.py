@@ -178,7 +178,7 @@ def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
 
 
 @pytest.mark.parametrize("plugin,expected", [
-    ("missing_file.py", "missing_file.py: file not found"),
+    ("missing_file.py", "missing_file.py: plug-in file not found"),
     ("no_such_module_xyz", "plugins: no_such_module_xyz: import failed: ModuleNotFoundError"),
     ("broken.py", "import failed: ZeroDivisionError"),
 ])

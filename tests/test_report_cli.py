@@ -74,7 +74,8 @@ def test_compare_command_writes_the_file(tmp_path: Path, capsys) -> None:
     from test_report import SUITE, results_table, write_dir
 
     a = write_dir(tmp_path / "a", SUITE, results_table([0, 1, 2]))
-    assert main(["compare", str(a), str(a), "--out", str(tmp_path / "c.md")]) == 0
+    b = write_dir(tmp_path / "b", SUITE, results_table([0, 1, 2]))
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c.md")]) == 0
     text = (tmp_path / "c.md").read_text()
     assert "| Clean top-1 error (%) ↓ | CutMix" in text and "+0.00 [" in text  # B = A: zero, inside its interval
     assert capsys.readouterr().out.strip() == f"comparison: {tmp_path / 'c.md'}"

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..checks import check_flag, check_seed
 from ..data import Split
 from ..errors import BenchError
 from ..robustness.attacks import fgsm, loss_gradient, pgd
@@ -55,7 +56,8 @@ class Adversarial(Evaluation):
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or null (eval_batch_size), got {batch_size!r}")
-        self.pgd_steps, self.random_start, self.seed = pgd_steps, bool(random_start), seed
+        self.pgd_steps, self.random_start = pgd_steps, check_flag("random_start", random_start)
+        self.seed = check_seed("seed", seed)
         self.max_images = check_max_images(max_images)
         self.batch_size = batch_size
 

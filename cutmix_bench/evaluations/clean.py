@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import intervals
+from ..checks import check_integer
 from ..data import Split
 from . import EVALUATIONS
 from .base import EvalContext, Evaluation, Row
@@ -90,9 +91,7 @@ class Clean(Evaluation):
     units = {"top1_err": "percent", "top5_err": "percent", "nll": "nats", "ece": "percent"}
 
     def __init__(self, ece_bins: int = 15) -> None:
-        if ece_bins < 1:
-            raise ValueError(f"ece_bins must be >= 1, got {ece_bins}")
-        self.ece_bins = ece_bins
+        self.ece_bins = check_integer("ece_bins", ece_bins, 1)
 
     def clean_positions(self, test: Split, device_type: str) -> Positions:
         return None

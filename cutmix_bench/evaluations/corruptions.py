@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..checks import check_integer, check_seed
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
@@ -69,10 +70,12 @@ class Corruptions(Evaluation):
         names = corruption_names() if corruptions is None else corruptions
         self.max_images = check_max_images(max_images)
         self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        if workers is not None:
+            check_integer("workers", workers, 1)
+        if root is not None and not isinstance(root, str):
+            raise ValueError(f"root must be a folder path, got {root!r}")
         self.root = Path(root) if root else None
-        self.params, self.seed = params, seed
+        self.params, self.seed = params, check_seed("seed", seed)
         self.workers = workers or default_workers()
 
     def run(self, ctx: EvalContext) -> list[Row]:

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..checks import check_seed
 from ..data import Split
 from ..errors import BenchError
 from ..robustness.inbetween import different_class_pairs, mix, paste_centre, prediction_counts, prediction_rates
@@ -57,7 +58,7 @@ class InBetween(Evaluation):
         if sizes is not None and (not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                                                    for s in sizes)):
             raise ValueError(f"sizes must be a non-empty list of integers >= 0, got {sizes!r}")
-        self.pairs, self.seed = pairs, seed
+        self.pairs, self.seed = pairs, check_seed("seed", seed)
         self.lams = sorted({float(v) for v in lams})
         self.sizes = sorted(set(sizes)) if sizes is not None else None
 

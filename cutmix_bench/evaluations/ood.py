@@ -97,8 +97,11 @@ class OOD(Evaluation):
 
     def __init__(self, near: list | None = None, far: list | None = None, scores: Any = None,
                  max_images: int | None = None, ood_root: str | None = None) -> None:
-        if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
+        if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
+                                       or max_images < 1):
             raise ValueError(f"max_images: expected a number >= 1 (or none), got {max_images!r}")
+        if ood_root is not None and not isinstance(ood_root, str):
+            raise ValueError(f"ood_root: expected a folder path, got {ood_root!r}")
         self.near = self._specs(near, "near")
         self.far = self._specs(far, "far")
         labels = [s.label for s in (self.near or []) + (self.far or [])]

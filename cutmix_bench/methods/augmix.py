@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
+from ..checks import check_flag, check_integer
 from . import METHODS
 from .base import Method, check_positive
 from .smoothing import check_smoothing, smooth
@@ -19,6 +20,7 @@ Op = Callable[[Image.Image, int, np.random.Generator], Image.Image]
 # The official operations (google-research/augmix augmentations.py), with the global np.random replaced by
 # the run's generator; the draws per operation are the same, in the same order. PIL is the official
 # implementation: a torch port would need a byte-exact oracle of PIL's fixed-point resampling for every op.
+MAX_SEVERITY = 10  # the official PARAMETER_MAX: levels are scaled by level / 10, so 11 gives e.g. posterize(-0)
 
 
 def int_parameter(level: float, maxval: float) -> int:
@@ -145,15 +147,15 @@ class AugMix(Method):
 
     def __init__(self, width: int = 3, depth: int = -1, severity: int = 3, alpha: float = 1.0, all_ops: bool = False,
                  jsd: bool = True, jsd_weight: float = 12.0, smoothing: float = 0.0) -> None:
-        for name, value in (("width", width), ("severity", severity)):
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (isinstance(depth, int) and depth != 0):
+        check_integer("width", width, 1)
+        check_integer("severity", severity, 1, MAX_SEVERITY)  # the operations scale levels by severity / 10
+        if isinstance(depth, bool) or not isinstance(depth, int) or not (depth == -1 or depth > 0):
             raise ValueError(f"depth must be a positive integer or -1 (1-3 at random), got {depth!r}")
         self.width, self.depth, self.severity = width, depth, severity
         self.alpha = check_positive("alpha", alpha)
         self.ops = ALL_OPS if all_ops else OPS
-        self.jsd, self.jsd_weight = bool(jsd), check_positive("jsd_weight", jsd_weight)
+        check_flag("all_ops", all_ops)
+        self.jsd, self.jsd_weight = check_flag("jsd", jsd), check_positive("jsd_weight", jsd_weight)
         self.smoothing = check_smoothing(smoothing)
         self.normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_number
+
 
 class Method:
     """Base class: `__call__` = `apply(x, y, sample(batch_size, height, width, rng))`.
@@ -21,7 +23,8 @@ class Method:
     ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it. Optional hooks, looked up
     by name: `loss(model, x, y, rng) -> (loss, logits)` replaces the step's mix-then-soft-cross-entropy (AugMix's
     Jensen-Shannon loss over extra views), `set_normalisation(mean, std)` receives the loader's normalisation
-    (for methods that work on raw pixels)."""
+    (for methods that work on raw pixels), `criterion(logits, target)` replaces the soft cross-entropy on the
+    mixed batch (a method whose official code trains with another loss, as an option; None = the default)."""
 
     reference = ""
     # False: needs the runner (hidden-feature hooks via `attach(model)`, or its own loss), not a collate_fn
@@ -29,6 +32,14 @@ class Method:
 
     def attach(self, model: torch.nn.Module) -> None:
         """Give the method the model it trains (no-op for input-space methods)."""
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        """Raise BenchError if the method cannot train `model` (hidden-feature methods need its stages); called
+        before any run starts, so a misfit stops the command instead of failing every run."""
+
+    def check_image(self, height: int, width: int) -> None:
+        """Raise ValueError if the method's sizes do not fit images of height x width; called with the data's
+        size before any run starts."""
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         return {}
@@ -42,13 +53,13 @@ class Method:
 
 
 def check_positive(name: str, value: float) -> float:
-    if not value > 0:
+    if not check_number(name, value) > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return float(value)
 
 
 def check_probability(name: str, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= check_number(name, value) <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
 
@@ -57,6 +68,52 @@ def check_mode(mode: str) -> str:
     if mode not in ("batch", "elem"):
         raise ValueError(f"mode must be 'batch' (one draw per batch, as the official code) or 'elem', got {mode!r}")
     return mode
+
+
+LOSSES = ("soft_ce", "bce")
+
+
+def softmax_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The objective of the official Manifold Mixup and PuzzleMix code, `bce_loss(softmax(output),
+    reweighted_target)` with bce_loss = nn.BCELoss(): binary cross-entropy of each class probability against its
+    target weight, mean over the batch and the classes (so 1/K of the scale of the soft cross-entropy)."""
+    return torch.nn.functional.binary_cross_entropy(torch.softmax(logits.float(), dim=1), target.float())
+
+
+def criterion_for(loss: str) -> Any:
+    """None for the runner's soft cross-entropy ('soft_ce'), `softmax_bce` for 'bce' (the `criterion` hook)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be 'soft_ce' (the soft cross-entropy every method trains with) or 'bce' (the "
+                         f"official code's BCE on the softmax), got {loss!r}")
+    return softmax_bce if loss == "bce" else None
+
+
+def output_problem(x: torch.Tensor, y: torch.Tensor, mixed_x: object, mixed_y: object) -> str | None:
+    """What is wrong with a method's output (`mixed_x`, `mixed_y`) for the batch (`x`, `y` one-hot), or None:
+    the images keep the batch's shape and dtype, the targets are [B, K] floating point, every value is finite,
+    targets are >= 0 and each row sums to 1 (the soft cross-entropy assumes a distribution). Checked by the
+    trainer on a run's first batch: a plug-in's mistake then stops that run with this line instead of training
+    on garbage (or diverging with advice about the learning rate)."""
+    if not isinstance(mixed_x, torch.Tensor) or not isinstance(mixed_y, torch.Tensor):
+        return f"expected two tensors (images, targets), got {type(mixed_x).__name__}, {type(mixed_y).__name__}"
+    if mixed_x.shape != x.shape or mixed_x.dtype != x.dtype:
+        return (f"images of shape {list(mixed_x.shape)} and dtype {mixed_x.dtype}; expected the batch's "
+                f"{list(x.shape)} and {x.dtype}")
+    if mixed_y.shape != y.shape or not mixed_y.is_floating_point():
+        return (f"targets of shape {list(mixed_y.shape)} and dtype {mixed_y.dtype}; expected floating point "
+                f"{list(y.shape)} (batch, classes)")
+    if not bool(torch.isfinite(mixed_x).all()):
+        return "non-finite values (NaN or inf) in the images"
+    if not bool(torch.isfinite(mixed_y).all()):
+        return "non-finite values (NaN or inf) in the targets"
+    if bool((mixed_y < 0).any()):
+        return f"negative targets (minimum {float(mixed_y.min()):.4g}); expected label weights >= 0"
+    sums = mixed_y.double().sum(dim=1)
+    tolerance = 1e-2 if mixed_y.dtype in (torch.float16, torch.bfloat16) else 1e-4
+    worst = int((sums - 1).abs().argmax())
+    if abs(float(sums[worst]) - 1) > tolerance:
+        return f"target rows that do not sum to 1 (row {worst} sums to {float(sums[worst]):.6g})"
+    return None
 
 
 def box_bounds(centre: np.ndarray, side: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

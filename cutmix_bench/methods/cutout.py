@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_integer
 from . import METHODS
 from .base import Method, box_bounds, box_mask, check_probability, to_device
 
@@ -23,10 +24,13 @@ class Cutout(Method):
                  "arXiv 2017; https://github.com/uoguelph-mlrg/Cutout")
 
     def __init__(self, size: int = 16, prob: float = 1.0) -> None:
-        if not (isinstance(size, int) and size > 0):
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.size = size
+        self.size = check_integer("size", size, 1)
         self.prob = check_probability("prob", prob)
+
+    def check_image(self, height: int, width: int) -> None:
+        if self.size > max(height, width):
+            raise ValueError(f"size {self.size} is larger than the image ({height}x{width}); expected at most "
+                             f"{max(height, width)}")
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         cy = rng.integers(0, height, batch_size)

@@ -29,6 +29,9 @@ class CutoutMixup(Method):
         self.cutout = Cutout(size=size, prob=cutout_prob)
         self.mixup = Mixup(alpha=alpha, prob=prob, mode=mode)
 
+    def check_image(self, height: int, width: int) -> None:
+        self.cutout.check_image(height, width)
+
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         return {"cutout": self.cutout.sample(batch_size, height, width, rng),
                 "mixup": self.mixup.sample(batch_size, height, width, rng)}

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_flag
 from . import METHODS
 from .base import BetaMixing, check_positive, mask_mix, to_device
 
@@ -43,12 +44,17 @@ class FMix(BetaMixing):
     """FMix: a binary mask from thresholded low-frequency Fourier noise, labels weighted by its exact share.
 
     The official sampling (ecs-vlc/FMix fmix.py sample_mask, FMixBase defaults decay_power=3, alpha=1,
-    max_soft=0): lam ~ Beta(alpha, alpha) (Beta(alpha+1, alpha) with `reformulate`); a low-frequency image
+    max_soft=0): lam ~ Beta(alpha, alpha); a low-frequency image
     from spectrum N(0, 1) * 1/f^decay_power; the top ceil(lam*H*W) pixels (floor with probability 1/2) are
     taken from the image itself, the rest from its partner (x*mask + x[perm]*(1-mask), as sample_and_apply).
     The label weight is the mask's exact share num/(H*W); the official loss uses lam, which differs from it
     by less than 1/(H*W). max_soft (soft mask edges) is not offered. Draws: lam, spectrum, rounding coin,
-    `prob` coin, perm. 'batch' = one mask per batch (official), 'elem' one per sample."""
+    `prob` coin, perm. 'batch' = one mask per batch (official), 'elem' one per sample.
+
+    `reformulate: true` is the official reformulation (implementations/torchbearer_implementation.py, FMix with
+    reformulate=True): lam ~ Beta(alpha+1, alpha), the images mixed by the mask as above, and the loss the
+    cross-entropy with each image's OWN label alone (fmix_loss: `F.cross_entropy(input, y)`), so the targets are
+    returned unmixed."""
 
     reference = ("Harris et al., FMix: Enhancing Mixed Sample Data Augmentation, arXiv 2020; "
                  "https://github.com/ecs-vlc/FMix")
@@ -57,7 +63,7 @@ class FMix(BetaMixing):
                  mode: str = "batch") -> None:
         super().__init__(alpha=alpha, prob=prob, mode=mode)
         self.decay_power = check_positive("decay_power", decay_power)
-        self.reformulate = bool(reformulate)
+        self.reformulate = check_flag("reformulate", reformulate)
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         draws = self.draws(batch_size)
@@ -71,4 +77,5 @@ class FMix(BetaMixing):
 
     def apply(self, x: torch.Tensor, y: torch.Tensor, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         keep = to_device(params["mask"], x.device)[:, None]
-        return mask_mix(x, y, keep, params["perm"])
+        mixed_x, mixed_y = mask_mix(x, y, keep, params["perm"])
+        return (mixed_x, y) if self.reformulate else (mixed_x, mixed_y)

@@ -52,18 +52,23 @@ class HiddenMixing(Method):
         self.alpha = check_positive("alpha", alpha)
         self.prob = check_probability("prob", prob)
         self.mode = check_mode(mode)
-        if not layers or not all(isinstance(k, int) and k >= 0 for k in layers):
-            raise ValueError(f"layers must be a non-empty list of integers >= 0 (0 = input), got {layers!r}")
-        self.layers = sorted(set(layers))
+        if (not isinstance(layers, (list, tuple)) or not layers or len(set(layers)) < len(layers)
+                or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in layers)):
+            raise ValueError(f"layers must be a non-empty list of distinct integers >= 0 (0 = input), got {layers!r}")
+        self.layers = sorted(layers)
         self.model: nn.Module | None = None
         self.ends: list[nn.Module] = []
         self.blocks: list[nn.Module] = []
         self._hook: Any = None
 
     def attach(self, model: nn.Module) -> None:
+        self.check_model(model)
         self.model, self.blocks, self.ends = model, residual_blocks(model), stage_ends(model)
-        if max(self.layers) > len(self.ends):
-            raise BenchError(f"{type(self).__name__} layers {self.layers}: the model has {len(self.ends)} stages of "
+
+    def check_model(self, model: nn.Module) -> None:
+        stages = len(stage_ends(model))
+        if max(self.layers) > stages:
+            raise BenchError(f"{type(self).__name__} layers {self.layers}: the model has {stages} stages of "
                              f"residual blocks (models resnet*, resnet18, preact_resnet18, wide_resnet, pyramidnet); "
                              f"layers must be <= that")
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .base import blend, partners, to_device
+from .base import blend, criterion_for, partners, to_device
 from .hidden import HiddenMixing
 
 
@@ -21,14 +21,20 @@ class ManifoldMixup(HiddenMixing):
     mixup_hidden): layer_mix = randint(0, 2), i.e. k uniform over {0: input, 1: after stage 1, 2: after
     stage 2} (`layers`), lam ~ Beta(alpha, alpha) with alpha = 2.0 (its CIFAR setting), one permutation; the
     features at k become lam*h + (1-lam)*h[perm] and the targets are mixed with the same lam. Draws: k, lam,
-    `prob` coin, perm; 'elem' = one lam per sample (the point stays one per batch)."""
+    `prob` coin, perm; 'elem' = one lam per sample (the point stays one per batch).
+
+    Loss: by default (`loss: soft_ce`) the runner's soft cross-entropy -sum_k t_k log softmax_k on the mixed
+    targets t, as for every method. The official code trains with `bce_loss(softmax(output), reweighted_target)`
+    (nn.BCELoss on the softmax: -mean over classes of t log p + (1 - t) log(1 - p)), a different objective (it
+    also pushes the other classes' probabilities down, at 1/K of the scale): `loss: bce` trains with it."""
 
     reference = ("Verma et al., Manifold Mixup: Better Representations by Interpolating Hidden States, ICML 2019; "
                  "https://github.com/vikasverma1077/manifold_mixup")
 
     def __init__(self, alpha: float = 2.0, layers: Sequence[int] = (0, 1, 2), prob: float = 1.0,
-                 mode: str = "batch") -> None:
+                 mode: str = "batch", loss: str = "soft_ce") -> None:
         super().__init__(alpha, layers, prob, mode)
+        self.criterion = criterion_for(loss)
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         point = self.draw_point(rng)

@@ -22,6 +22,10 @@ class MixupCutMix(BetaMixing):
     rand_bbox (= the official one: centre cy then cx uniform, side int(size * sqrt(1 - lam)), clipped), the
     label weight corrected to the exact pasted share (timm's correct_lam=True). Partners: `pairing: flip`
     pairs sample i with B-1-i as timm (x.flip(0)); `perm` uses a random permutation as the other methods.
+    The box is the official CutMix box, and it is also current timm's: timm/data/mixup.py rand_bbox draws
+    [c - side//2, c + side//2) clipped (so an odd side gives side - 1 before clipping) in every release from its
+    2020-08 rewrite (8c9814e3) to v1.0.28 and the main branch at aa4b5850 (1.0.29.dev0), checked in their source;
+    tests/test_methods_new.py holds that rand_bbox as an oracle.
     One difference from timm: timm asserts an even batch; here an odd batch's middle sample pairs with itself.
     Label smoothing: `smoothing: 0.1` as for every method (timm's label_smoothing, applied before mixing)."""
 

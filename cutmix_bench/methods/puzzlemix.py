@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import METHODS
-from .base import Method, check_positive, check_probability, mask_mix, to_device
+from .base import Method, check_positive, check_probability, criterion_for, mask_mix, to_device
 
 BLOCK_NUMS = (2, 4, 8, 16)  # the official 2 ** randint(1, 5)
 
@@ -63,13 +63,17 @@ class PuzzleMix(Method):
     a graph-cut energy (pygco alpha-beta swap) with smoothness terms (beta 1.2, gamma 0.5), a label prior eta
     0.2 and 3 labels (half-blended blocks), then moves salient blocks into the mask by optimal transport
     (t_size 4, t_eps 0.8); its adversarial noise option is off. The label weight is the exact pixel share of
-    the mask (the official also weights by the mask's area). Draws: coin, lam, block_num, perm."""
+    the mask (the official also weights by the mask's area). Draws: coin, lam, block_num, perm.
+    Loss: by default (`loss: soft_ce`) the runner's soft cross-entropy on the mixed targets, as for every method;
+    the official main.py trains with `bce_loss(softmax(output), reweighted_target)` (nn.BCELoss on the softmax), a
+    different objective: `loss: bce` trains with it."""
 
     reference = ("Kim et al., Puzzle Mix: Exploiting Saliency and Local Statistics for Optimal Mixup, ICML 2020; "
                  "https://github.com/snu-mllab/PuzzleMix")
     input_space = False  # the saliency needs the model
 
-    def __init__(self, alpha: float = 1.0, prob: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, prob: float = 1.0, loss: str = "soft_ce") -> None:
+        self.criterion = criterion_for(loss)
         self.alpha = check_positive("alpha", alpha)
         self.prob = check_probability("prob", prob)
         self.model: torch.nn.Module | None = None

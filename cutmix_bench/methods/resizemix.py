@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_number
 from . import METHODS
 from .base import Method, box_bounds, check_mode, check_probability, partners, to_device
 
@@ -26,7 +27,7 @@ class ResizeMix(Method):
                  "arXiv 2020; https://github.com/Westlake-AI/openmixup (openmixup/models/augments/resizemix.py)")
 
     def __init__(self, scope_min: float = 0.1, scope_max: float = 0.8, prob: float = 1.0, mode: str = "batch") -> None:
-        if not 0.0 < scope_min <= scope_max <= 1.0:
+        if not 0.0 < check_number("scope_min", scope_min) <= check_number("scope_max", scope_max) <= 1.0:
             raise ValueError(f"scope_min, scope_max must satisfy 0 < scope_min <= scope_max <= 1, "
                              f"got {scope_min}, {scope_max}")
         self.scope = (float(scope_min), float(scope_max))

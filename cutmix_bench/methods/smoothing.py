@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import check_number
 from . import METHODS
 from .base import Method
 
@@ -15,7 +16,7 @@ REFERENCE = ("Szegedy et al., Rethinking the Inception Architecture for Computer
 
 
 def check_smoothing(value: float) -> float:
-    if not 0.0 <= value < 1.0:
+    if not 0.0 <= check_number("smoothing", value) < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {value}")
     return float(value)
 
@@ -46,9 +47,16 @@ class Smoothed(Method):
     def __init__(self, method: Method, smoothing: float) -> None:
         self.method, self.smoothing = method, check_smoothing(smoothing)
         self.reference, self.input_space = method.reference, method.input_space
+        self.criterion = getattr(method, "criterion", None)
 
     def attach(self, model: torch.nn.Module) -> None:
         self.method.attach(model)
+
+    def check_model(self, model: torch.nn.Module) -> None:
+        getattr(self.method, "check_model", lambda m: None)(model)
+
+    def check_image(self, height: int, width: int) -> None:
+        getattr(self.method, "check_image", lambda h, w: None)(height, width)
 
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         return self.method.sample(batch_size, height, width, rng)

@@ -49,7 +49,7 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
         raise BenchError(f"train.batch_size: {cfg.batch_size} is larger than the training set ({len(train)})")
     loaders = RunData(train, test, cfg.batch_size, eval_batch_size(suite, device), dataset.mean,
                       dataset.std, run.seed, validate=bool(cfg.eval_every))
-    module = Classifier(model, method, dataset.num_classes, cfg, steps, run.seed)
+    module = Classifier(model, method, dataset.num_classes, cfg, steps, run.seed, run.method)
     if cfg.compile:
         module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
     if last.exists():

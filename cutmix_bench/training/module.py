@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..config import TrainConfig
 from ..errors import BenchError
 from ..methods import Method
+from ..methods.base import output_problem
 
 
 def mixing_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -33,9 +34,10 @@ class Classifier(pl.LightningModule):
     (seed, epoch), so a run resumed at an epoch boundary replays the same batches."""
 
     def __init__(self, model: torch.nn.Module, method: Method, num_classes: int, train: TrainConfig,
-                 steps_per_epoch: int, seed: int) -> None:
+                 steps_per_epoch: int, seed: int, label: str = "") -> None:
         super().__init__()
         self.model, self.method, self.num_classes = model, method, num_classes
+        self.label, self.output_checked = label or type(method).__name__, False
         if hasattr(method, "attach"):  # hidden-feature methods hook into the model; duck-typed user methods may lack it
             method.attach(model)
         self.cfg, self.steps_per_epoch, self.seed = train, steps_per_epoch, seed
@@ -62,15 +64,27 @@ class Classifier(pl.LightningModule):
         if own_loss is not None:
             loss, logits = own_loss(self.model, x, target, self.rng)
         else:
-            x, target = self.method(x, target, self.rng)
+            mixed_x, mixed_target = self.method(x, target, self.rng)
+            if not self.output_checked:
+                self.check_output(x, target, mixed_x, mixed_target)
+            x, target = mixed_x, mixed_target
             logits = self.model(x)
-            loss = soft_cross_entropy(logits, target)
+            loss = (getattr(self.method, "criterion", None) or soft_cross_entropy)(logits, target)
         with torch.no_grad():
             correct = (logits.argmax(1) == y).sum()
             seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
             self.epoch_stats += torch.stack([loss.detach() * len(y), correct.float(), seen])
         self.check_finite(batch_idx)
         return loss
+
+    def check_output(self, x: torch.Tensor, target: torch.Tensor, mixed_x: object, mixed_target: object) -> None:
+        """The method's output contract, once per run (the first batch): a wrong shape, dtype, non-finite value
+        or target rows that are not distributions stop the run naming the method."""
+        problem = output_problem(x, target, mixed_x, mixed_target)
+        if problem:
+            raise BenchError(f"methods.{self.label}: the method's output breaks its contract on the first batch: "
+                             f"{problem}")
+        self.output_checked = True
 
     def check_finite(self, batch_idx: int) -> None:
         """Stop a diverged run. Checked every 32 steps and at the epoch's last step (before its
