@@ -15,7 +15,7 @@ from .config import Suite
 from .data import Dataset, Split
 from .errors import BenchError
 from .rundir import Run, RunDir
-from .setups import differences, training_setup
+from .setups import differences, same_setup, training_setup
 
 
 def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
@@ -28,7 +28,7 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
         folder = RunDir(inside(out, RunDir.of(out, run).path))
         recorded = read_setup(folder)
         requested = training_setup(suite, run)
-        if recorded is not None and recorded != requested:
+        if recorded is not None and not same_setup(recorded, requested):
             try:
                 differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
             except json.JSONDecodeError:

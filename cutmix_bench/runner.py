@@ -39,7 +39,7 @@ from .preflight import check_data, check_methods, check_writable, preflight, rea
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir, output_dir, suite_runs
-from .setups import row_setup, setup_hash, training_setup
+from .setups import row_setup, same_setup, setup_hash, training_setup
 from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
 from .training.callbacks import check_logger
@@ -136,7 +136,7 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     for stale in folder.path.rglob(".*.tmp"):  # left by a kill during an atomic write; we hold the run lock
         stale.unlink()
     setup, setup_file = training_setup(suite, run), folder.setup
-    if setup_file.exists() and setup_file.read_text() != setup:  # checked by preflight; another process may race
+    if setup_file.exists() and not same_setup(setup_file.read_text(), setup):  # preflight checked; a race may not
         raise BenchError(f"{folder.path}: this run was started with another data / model / train / method setup; "
                          f"use another output_dir, or delete the run folder to retrain it")
     write_text(setup_file, setup)

@@ -4,6 +4,10 @@ recorded setup with a requested one: a run folder is only resumed or reused unde
 `setup.json` in each run folder holds `training_setup()` byte for byte; results.csv names it, less the seed, by
 `setup_hash()` and `<output_dir>/setups.json` maps each hash back to that setup, so a report can build its header
 from the recorded setups and tell apart setups that must not share a row.
+
+The data enters by identity (`suite_data.data_identity`: name, subsets, a digest of the images), not by path.
+Run folders made before (their data record has `root` and no `content`) keep working: `current_form` drops their
+location keys, and `same_setup` compares them with a request less its digest, which they never recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from .config import Suite
+from .config import Suite, is_path_key
 
 HASH_CHARS = 12
 TRAIN_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "precision"}  # the train keys that decide the model
@@ -20,11 +24,46 @@ TRAIN_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "precision"}  # t
 
 def training_setup(suite: Suite, run: Any) -> str:
     """What decides a run's trained model, as canonical JSON: a run folder must not be resumed or
-    reported under a different setup. (Its keys and formatting are fixed: existing run folders hold it.)"""
+    reported under a different setup. (Its keys and formatting are fixed: run folders hold it; older forms are
+    read through `current_form`.)"""
+    from .suite_data import data_identity  # torch and the data: not for the readers of recorded setups
+
     train = suite.train.model_dump(mode="json", include=TRAIN_KEYS)
-    setup = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
+    setup = {"data": data_identity(suite), "model": suite.model.model_dump(mode="json"),
              "train": train, "method": suite.method_spec(run.method), "seed": run.seed}
     return json.dumps(setup, sort_keys=True)
+
+
+def current_form(setup: dict[str, Any]) -> dict[str, Any]:
+    """A recorded setup as `training_setup` writes it today: a record from before the data entered by identity
+    loses `data.root`, `data.download` and path parameters (it has no `content` to add)."""
+    data = setup.get("data")
+    if not isinstance(data, dict) or "content" in data:
+        return setup
+    data = {k: v for k, v in data.items() if k not in ("root", "download")}
+    if isinstance(data.get("params"), dict):
+        data["params"] = {k: v for k, v in data["params"].items() if not is_path_key(k)}
+    return {**setup, "data": data}
+
+
+def comparable(recorded: dict[str, Any], requested: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both setups in the current form; when one has no data digest (an older record), neither has."""
+    old, new = current_form(recorded), current_form(requested)
+    if "content" in old.get("data", {}) and "content" in new.get("data", {}):
+        return old, new
+    return _without_content(old), _without_content(new)
+
+
+def _without_content(setup: dict[str, Any]) -> dict[str, Any]:
+    return {**setup, "data": {k: v for k, v in setup.get("data", {}).items() if k != "content"}}
+
+
+def same_setup(recorded: str, requested: str) -> bool:
+    """Whether a recorded setup.json and a requested one describe one trained model (see `comparable`)."""
+    if recorded == requested:
+        return True
+    old, new = comparable(json.loads(recorded), json.loads(requested))
+    return old == new
 
 
 def row_setup(setup_json: str) -> dict[str, Any]:
@@ -33,14 +72,16 @@ def row_setup(setup_json: str) -> dict[str, Any]:
 
 
 def setup_hash(setup_json: str) -> str:
-    """The first 12 hex digits of the SHA-256 of the setup's canonical JSON without the seed (runs that differ
-    only by their seed share it)."""
-    return hashlib.sha256(json.dumps(row_setup(setup_json), sort_keys=True).encode()).hexdigest()[:HASH_CHARS]
+    """The first 12 hex digits of the SHA-256 of the setup's canonical JSON, in its current form, without the
+    seed (runs that differ only by their seed share it)."""
+    setup = current_form(row_setup(setup_json))
+    return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:HASH_CHARS]
 
 
 def differences(recorded: dict[str, Any], requested: dict[str, Any], label: str) -> list[str]:
     """`key: recorded (recorded) vs requested (requested)` per differing leaf, keys named as in the suite file
     (the method entry as methods.<label>.<parameter>, the seed as seeds)."""
+    recorded, requested = comparable(recorded, requested)
     old, new = _flatten(_suite_keys(recorded, label)), _flatten(_suite_keys(requested, label))
     missing = object()
     return [f"{key}: {_show(old.get(key, missing))} (recorded) vs {_show(new.get(key, missing))} (requested)"
