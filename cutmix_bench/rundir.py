@@ -19,6 +19,9 @@ from pathlib import Path
 
 from .config import Suite
 
+TRAIN = "train"  # the training rows' label: their file eval/train.csv and results.csv's `evaluation` column
+RESERVED_LABELS = (TRAIN,)  # no evaluation may run under these labels: its rows would be the training rows
+
 
 @dataclass(frozen=True)
 class Run:
@@ -66,7 +69,7 @@ class RunDir:
     done = property(lambda self: self.path / "DONE")
     failed = property(lambda self: self.path / "FAILED")
     state = property(lambda self: self.path / "state.json")
-    train_rows = property(lambda self: self.eval_file("train"))
+    train_rows = property(lambda self: self.eval_file(TRAIN))
     lightning_logs = property(lambda self: self.path / "lightning")
     tensorboard_logs = property(lambda self: self.path / "tensorboard")
 

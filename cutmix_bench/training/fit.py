@@ -16,7 +16,7 @@ from ..components import components
 from ..config import Suite, TrainConfig
 from ..data import Dataset, Split
 from ..errors import BenchError
-from ..rundir import Run, RunDir
+from ..rundir import TRAIN, Run, RunDir
 from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
 from .loader import RunData
 from .module import Classifier
@@ -63,10 +63,10 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     seconds = time.perf_counter() - started
     epoch_log = read_log(log_file)
     images = steps * cfg.batch_size * len(epoch_log)
-    return [{"evaluation": "train", "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
-            {"evaluation": "train", "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
-            {"evaluation": "train", "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
-            {"evaluation": "train", "metric": "wall_seconds_this_session", "value": seconds}]
+    return [{"evaluation": TRAIN, "metric": "train_minutes", "value": epoch_log["seconds"].sum() / 60},
+            {"evaluation": TRAIN, "metric": "images_per_second", "value": images / epoch_log["seconds"].sum()},
+            {"evaluation": TRAIN, "metric": "final_train_loss", "value": epoch_log["train_loss"].iloc[-1]},
+            {"evaluation": TRAIN, "metric": "wall_seconds_this_session", "value": seconds}]
 
 
 def distributed(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
