@@ -15,7 +15,7 @@ from scipy import stats
 from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
-from .summary import HEADLINES, headline_values
+from .summary import headline_values, suite_headlines
 
 
 def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
@@ -44,10 +44,11 @@ def compare_dirs(a: Path, b: Path, path: Path) -> Path:
     from .report import load_results_dir
 
     (suite_a, results_a, _), (suite_b, results_b, _) = load_results_dir(a), load_results_dir(b)
-    values_a, values_b = headline_values(results_a), headline_values(results_b)
+    headlines = suite_headlines(suite_a, suite_b)
+    values_a, values_b = headline_values(results_a, headlines), headline_values(results_b, headlines)
     methods = list(dict.fromkeys([*suite_a.methods, *suite_b.methods]))
     body = []
-    for headline in HEADLINES:
+    for headline in headlines:
         for method in methods:
             mine_a = values_a[(values_a["headline"] == headline.key) & (values_a["method"] == method)]["value"]
             mine_b = values_b[(values_b["headline"] == headline.key) & (values_b["method"] == method)]["value"]

@@ -16,9 +16,11 @@ import pandas as pd
 
 from .config import Reference, Suite
 from .errors import BenchError
+from .evaluations import Evaluation, ReportContext, evaluation_types
 from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
 from .io import write_text
 from .provenance import read_json
+from .rundir import TRAIN
 
 MISSING = "missing"
 PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece"}  # a reference metric -> the summary row it joins
@@ -93,10 +95,10 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
 def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:
     """Total wall time per phase over the runs that recorded it (mean per run in brackets)."""
     parts = []
-    for phase in ["train", *evaluations]:
+    for phase in [TRAIN, *evaluations]:
         seconds = [i["seconds"][phase] for i in infos.values() if phase in i.get("seconds", {})]
         if seconds:
-            label = "training" if phase == "train" else phase
+            label = "training" if phase == TRAIN else phase
             parts.append(f"{label} {_minutes(sum(seconds))} ({_minutes(sum(seconds) / len(seconds))} per run)")
     return "; ".join(parts) or "not recorded"
 
@@ -119,17 +121,18 @@ def format_difference(diff: Any) -> str:
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
     from .evaluations.figures import summary_bars
-    from .summary import HEADLINES, difference, headline_values
+    from .summary import difference, headline_values, suite_headlines
 
-    values = headline_values(results)
+    headlines = suite_headlines(suite)
+    values = headline_values(results, headlines)
     evaluated = set(results["evaluation"])
     status = {h.key: ("not in suite" if h.evaluation not in suite.evaluations else
                       f"{MISSING} (no rows)" if h.evaluation not in evaluated else
-                      f"{MISSING} (metric not produced)") for h in HEADLINES}
+                      f"{MISSING} (metric not produced)") for h in headlines}
     body, diffs_body, tests = [], [], set()
     base = baseline_of(methods)
     others = [m for m in methods if m != base]
-    for h in HEADLINES:
+    for h in headlines:
         mine = values[values["headline"] == h.key]
         label = f"{h.label} {h.arrow}"
         if mine.empty:
@@ -167,7 +170,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
                   f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
                   markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
     if len(values):
-        parts.append(summary_bars(values, HEADLINES, methods, out_dir / "figures") + "\n")
+        parts.append(summary_bars(values, headlines, methods, out_dir / "figures") + "\n")
     return "\n".join(parts)
 
 
@@ -204,12 +207,12 @@ def published_rows(reference: Reference | None, headline: str, label: str, metho
     return [[f"{label}, published", *cells]]
 
 
-def main_table(results: pd.DataFrame, methods: list[str], reference: Reference | None = None) -> str:
-    """Clean error, calibration and training time per method; a "published" column beside each metric the
-    suite's `reference:` reports."""
-    clean = results[results["evaluation"].isin(["clean", "train"])]
-    columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓",
-               "train_minutes": "Train time (min)"}
+def main_table(results: pd.DataFrame, methods: list[str], label: str | None, columns: dict[str, str],
+               reference: Reference | None = None) -> str:
+    """The main-table columns of evaluation `label` (clean error and calibration) and training time per method;
+    a "published" column beside each metric the suite's `reference:` reports."""
+    clean = results[results["evaluation"].isin([label, TRAIN])]
+    columns = {**columns, "train_minutes": "Train time (min)"}
     note = sampling_note(clean[clean["metric"].isin(["top1_err", "top5_err"])])
     notes = [f"Error rates: {note}"] if note else []
     if reference is not None:
@@ -239,7 +242,6 @@ def check_one_setup(results: pd.DataFrame) -> None:
 
 def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: dict[str, str]) -> Path:
     """Write `report.md` (and figures) for the rows in `results`; return its path."""
-    from .evaluations import EVALUATIONS, ReportContext
 
     check_one_setup(results)
     methods = [m for m in suite.methods if m in set(results.get("method", []))]
@@ -255,20 +257,28 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
         parts.append(figures_section(methods, out_dir))
-        parts.append(f"## Clean test set\n\n{main_table(results, methods, suite.reference)}\n")
-        for label in suite.evaluations:
-            name = suite.evaluation_spec(label)[0]
-            if name == "clean":
+        types = evaluation_types(suite)
+        main = [label for label, evaluation in types.items() if evaluation.main_columns]
+        for label in main:
+            table = main_table(results, methods, label, types[label].main_columns, suite.reference)
+            parts.append(f"## {section_title(suite, label, types[label])}\n\n{table}\n")
+        if not main:
+            parts.append(f"## Training time\n\n{main_table(results, methods, None, {})}\n")
+        for label, evaluation in types.items():
+            if label in main:
                 continue
-            evaluation = EVALUATIONS.get(name)
             rows = results[results["evaluation"] == label]
             section = evaluation.report(rows, ctx) if len(rows) else "Not evaluated: no finished run has rows."
             if section:
-                title = evaluation.title if label == name else f"{evaluation.title} (`{label}`)"
-                parts.append(f"## {title}\n\n{section}\n")
+                parts.append(f"## {section_title(suite, label, evaluation)}\n\n{section}\n")
     path = out_dir / "report.md"
     write_text(path, "\n".join(p for p in parts if p))
     return path
+
+
+def section_title(suite: Suite, label: str, evaluation: type[Evaluation]) -> str:
+    """The evaluation's title, with the label when it runs under another name than its own."""
+    return evaluation.title if label == suite.evaluation_spec(label)[0] else f"{evaluation.title} (`{label}`)"
 
 
 def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]]:

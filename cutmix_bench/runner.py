@@ -35,7 +35,7 @@ from .logs import configure_logging
 from .plugins import load_plugins
 from .provenance import copy_to_results, device_name, environment, record
 from .report import report_from_dir
-from .rundir import Run, RunDir, output_dir, suite_runs
+from .rundir import TRAIN, Run, RunDir, output_dir, suite_runs
 from .setups import differences, row_setup, setup_hash, training_setup
 from .suite_data import load_data, select_device
 from .training import check_checkpoint, eval_batch_size, precision, train_run
@@ -99,7 +99,7 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     if not train_file.exists():
         started = time.perf_counter()
         write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, folder.path)))
-        record(folder.path, seconds={"train": time.perf_counter() - started})
+        record(folder.path, seconds={TRAIN: time.perf_counter() - started})
     record(folder.path, train_images=len(data[1]), test_images=len(data[2]))
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, folder, out / "cache")

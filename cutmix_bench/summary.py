@@ -11,80 +11,46 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .config import Suite
+from .evaluations import EVALUATIONS, Headline, evaluation_types
 
-@dataclass(frozen=True)
-class Headline:
-    key: str
-    label: str
-    evaluation: str
-    lower_is_better: bool
-    select: Callable[[pd.DataFrame], pd.DataFrame]  # the evaluation's rows -> the rows averaged per run
-
-    @property
-    def arrow(self) -> str:
-        return "↓" if self.lower_is_better else "↑"
+SUMMARY_ORDER = ("clean", "corruptions", "ood", "occlusion", "adversarial")  # built-in evaluations: shown first,
+# in this order, and as "not in suite" rows when a suite does not run them
 
 
-def _metric(metric: str, **equal: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def select(rows: pd.DataFrame) -> pd.DataFrame:
-        keep = rows["metric"] == metric
-        for column, value in equal.items():
-            if column not in rows:
-                return rows.iloc[0:0]
-            keep &= rows[column].astype(str) == str(value) if column != "level" else \
-                pd.to_numeric(rows[column], errors="coerce") == value
-        return rows[keep]
-
-    return select
-
-
-def _corruption_mean(rows: pd.DataFrame) -> pd.DataFrame:
-    """mCE (all 15 x 5 benchmark cells), else the mean error over the evaluated cells."""
-    mce = rows[rows["metric"] == "mce"]
-    return mce if len(mce) else rows[rows["metric"] == "mean_err"]
-
-
-def _ood_auroc(group: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """AUROC of the MSP detector (else the first score) over the group's sets: the evaluation's own
-    `mean_auroc` row (one per run, with its bootstrap interval) when recorded, else the per-set rows,
-    averaged per run."""
-
-    def select(rows: pd.DataFrame) -> pd.DataFrame:
-        if "group" not in rows or "score" not in rows:
-            return rows.iloc[0:0]
-        means = rows[(rows["metric"] == "mean_auroc") & (rows["group"] == group)]
-        scored = means if len(means) else rows[(rows["metric"] == "auroc") & (rows["group"] == group)]
-        scores = list(dict.fromkeys(scored["score"]))
-        return scored[scored["score"] == ("msp" if "msp" in scores else scores[0])] if scores else scored
-
-    return select
+def suite_headlines(*suites: Suite) -> list[Headline]:
+    """The summary's rows of the suites' evaluations (merged by key, in order): each evaluation label gets the
+    headlines its evaluation declares (`Evaluation.headlines`); a label other than the evaluation's name is
+    named in the row. The evaluations of SUMMARY_ORDER come first, with a row not bound to a label when no
+    suite runs them; the others follow in suite order."""
+    out: dict[str, Headline] = {}
+    for suite in suites:
+        types = evaluation_types(suite)
+        names = {label: suite.evaluation_spec(label)[0] for label in suite.evaluations}
+        for name in dict.fromkeys([*SUMMARY_ORDER, *names.values()]):
+            labels = [label for label in suite.evaluations if names[label] == name]
+            for h in (EVALUATIONS.get(name).headlines if name in EVALUATIONS else ()):
+                if not labels and h.key not in out:
+                    out[h.key] = h
+            for label in labels:
+                for h in types[label].headlines:
+                    named = h if label == name else replace(h, key=f"{h.key}:{label}", label=f"{h.label} ({label})")
+                    out[named.key] = replace(named, evaluation=label)
+    return list(out.values())
 
 
-HEADLINES = [
-    Headline("clean_err", "Clean top-1 error (%)", "clean", True, _metric("top1_err")),
-    Headline("ece", "ECE (%)", "clean", True, _metric("ece")),
-    Headline("mce", "Corruption mCE (%)", "corruptions", True, _corruption_mean),
-    Headline("auroc_near", "OOD AUROC near (%)", "ood", False, _ood_auroc("near")),
-    Headline("auroc_far", "OOD AUROC far (%)", "ood", False, _ood_auroc("far")),
-    Headline("occlusion_auc", "Occlusion AUC err, centre (%)", "occlusion", True, _metric("auc_err", subset="centre")),
-    Headline("fgsm8", "FGSM 8/255 accuracy (%)", "adversarial", False,
-             _metric("top1_acc", subset="fgsm", level=8.0)),
-]
-
-
-def headline_values(results: pd.DataFrame) -> pd.DataFrame:
+def headline_values(results: pd.DataFrame, headlines: list[Headline]) -> pd.DataFrame:
     """One row per (headline, run): columns headline, run, method, seed, value, half (the per-image 95%
     half-width, NaN when not recorded) and n. A mean over k rows (OOD sets) gets sqrt(sum h^2) / k."""
     out = []
-    for headline in HEADLINES:
-        rows = results[results["evaluation"] == headline.evaluation]
+    for headline in headlines:
+        rows = results[results["evaluation"] == headline.evaluation] if headline.evaluation else results.iloc[0:0]
         if rows.empty:
             continue
         rows = headline.select(rows).copy()

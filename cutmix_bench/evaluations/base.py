@@ -8,10 +8,10 @@ run, method, seed, model, dataset and evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,38 @@ class ReportContext:
 
 
 @dataclass(frozen=True)
+class Headline:
+    """A row of the report's summary that an evaluation declares: `select` picks, from the rows of one evaluation
+    label, the rows averaged per run. `evaluation` is the label it reads (set by `summary.suite_headlines`; empty
+    for a headline of an evaluation the suite does not run)."""
+
+    key: str
+    label: str
+    lower_is_better: bool
+    select: Callable[[pd.DataFrame], pd.DataFrame]
+    evaluation: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+
+def metric_rows(metric: str, **equal: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A `Headline.select`: the rows of `metric` whose columns equal `equal` (`level` compared as a number)."""
+
+    def select(rows: pd.DataFrame) -> pd.DataFrame:
+        keep = rows["metric"] == metric
+        for column, value in equal.items():
+            if column not in rows:
+                return rows.iloc[0:0]
+            keep &= rows[column].astype(str) == str(value) if column != "level" else \
+                pd.to_numeric(rows[column], errors="coerce") == value
+        return rows[keep]
+
+    return select
+
+
+@dataclass(frozen=True)
 class Plan:
     """What `run` will score, for `cutmix-bench run --dry-run`: distinct images, forward passes (a
     backward pass counts as two) and a one-line description."""
@@ -121,6 +153,9 @@ class Evaluation:
     (validated there), and set `title`."""
 
     title = "Evaluation"
+    headlines: ClassVar[tuple[Headline, ...]] = ()  # its rows in the report's summary, for every label it runs under
+    # metric -> column heading: its rows form the report's main table (beside training time) instead of a section
+    main_columns: ClassVar[dict[str, str]] = {}
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""

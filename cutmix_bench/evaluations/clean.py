@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .. import intervals
 from ..data import Split
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Row
+from .base import EvalContext, Evaluation, Headline, Row, metric_rows
 from .engine import Positions
 
 
@@ -87,6 +87,9 @@ class Clean(Evaluation):
     """Its rows form the report's main table, together with training time (see report.py)."""
 
     title = "Clean test set"
+    headlines = (Headline("clean_err", "Clean top-1 error (%)", True, metric_rows("top1_err")),
+                 Headline("ece", "ECE (%)", True, metric_rows("ece")))
+    main_columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓"}
 
     def __init__(self, ece_bins: int = 15) -> None:
         if ece_bins < 1:

@@ -22,7 +22,7 @@ from ..corruptions import BENCHMARK, CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row
 from .budget import check_max_images, scored_positions
 from .clean import top1_wrong
 from .engine import Positions
@@ -33,6 +33,13 @@ log = logging.getLogger("cutmix_bench")
 KEY = "evaluations.corruptions"
 
 
+def mce_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary's corruption row: mCE (all 15 x 5 benchmark cells), else the mean error over the evaluated
+    cells."""
+    mce = rows[rows["metric"] == "mce"]
+    return mce if len(mce) else rows[rows["metric"] == "mean_err"]
+
+
 @EVALUATIONS.register("corruptions")
 class Corruptions(Evaluation):
     """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
@@ -41,6 +48,7 @@ class Corruptions(Evaluation):
     `evaluations.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
 
     title = "Corruption robustness (CIFAR-C)"
+    headlines = (Headline("mce", "Corruption mCE (%)", True, mce_rows),)
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
                  corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,

@@ -16,7 +16,7 @@ from ..data import Split
 from ..errors import BenchError
 from ..robustness.occlusion import MODES, Mode, centred_mask, default_sizes, normalised_auc, occlude
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row, metric_rows
 from .budget import check_max_images, default_count, scored_positions
 from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
@@ -37,6 +37,8 @@ class Occlusion(Evaluation):
     area under error vs s / side (needs >= 2 sizes)."""
 
     title = "Occlusion"
+    headlines = (Headline("occlusion_auc", "Occlusion AUC err, centre (%)", True,
+                          metric_rows("auc_err", subset="centre")),)
 
     def __init__(self, sizes: list[int] | None = None, fill: str | float = "mean",
                  max_images: int | None = None) -> None:
