@@ -15,6 +15,7 @@ from scipy import stats
 from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
+from .rundir import ResultsDir
 from .summary import headline_values, suite_headlines
 
 
@@ -31,8 +32,8 @@ def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
 
 
 def describe(out: Path) -> str:
-    env = read_json(out / "environment.json", {})
-    suite = read_json(out / "suite.json", {})
+    env = read_json(ResultsDir(out).environment, {})
+    suite = read_json(ResultsDir(out).suite, {})
     model = suite.get("model", {})
     return (f"`{out}`: suite {suite.get('name', '?')}, model {model.get('name', '?')}, "
             f"{suite.get('train', {}).get('epochs', '?')} epochs, seeds {suite.get('seeds', '?')}; device "

@@ -20,11 +20,10 @@ from .evaluations import Evaluation, ReportContext, evaluation_types
 from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
 from .io import write_text
 from .provenance import read_json
-from .rundir import TRAIN
+from .rundir import TRAIN, ResultsDir
 
 MISSING = "missing"
 PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece"}  # a reference metric -> the summary row it joins
-FINDINGS = "findings.md"  # optional, beside results.csv: the reader's interpretation, placed after the summary
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -35,7 +34,7 @@ def recorded_setup(suite: Suite, out_dir: Path) -> tuple[dict[str, Any], str]:
     it, else the suite's; with a note on where it came from."""
     from_suite = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
                   "train": suite.train.model_dump(mode="json")}
-    setups = read_json(out_dir / "setups.json", {})
+    setups = read_json(ResultsDir(out_dir).setups, {})
     parsed = [json.loads(s) if isinstance(s, str) else s for s in setups.values()]
     shared = {json.dumps({k: s.get(k) for k in ("data", "model", "train")}, sort_keys=True) for s in parsed}
     if len(shared) == 1:
@@ -55,8 +54,8 @@ def _minutes(seconds: float) -> str:
 
 def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     setup, source = recorded_setup(suite, out_dir)
-    env = read_json(out_dir / "environment.json", {})
-    infos = read_json(out_dir / "runs.json", {})
+    env = read_json(ResultsDir(out_dir).environment, {})
+    infos = read_json(ResultsDir(out_dir).runs_info, {})
     data, model, train = setup["data"], setup["model"], setup["train"]
     sizes = {(i.get("train_images"), i.get("test_images")) for i in infos.values() if "train_images" in i}
     used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" for a, b in sorted(sizes))) if sizes \
@@ -170,7 +169,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
                   f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
                   markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
     if len(values):
-        parts.append(summary_bars(values, headlines, methods, out_dir / "figures") + "\n")
+        parts.append(summary_bars(values, headlines, methods, ResultsDir(out_dir).figures) + "\n")
     return "\n".join(parts)
 
 
@@ -179,13 +178,13 @@ def figures_section(methods: list[str], out_dir: Path) -> str:
     from .evaluations.figures import training_curves
 
     parts = []
-    curves_file = out_dir / "curves.csv"
+    curves_file = ResultsDir(out_dir).curves
     if curves_file.is_file():
         curves = pd.read_csv(curves_file)
-        link = training_curves(curves, methods, out_dir / "figures")
+        link = training_curves(curves, methods, ResultsDir(out_dir).figures)
         parts.append("Train loss (on the mixed targets) and test accuracy per epoch; mean over seeds, ± std "
                      f"shaded. Data: [curves.csv](curves.csv).\n\n{link}")
-    if (out_dir / "figures" / "training_inputs.png").is_file():
+    if (ResultsDir(out_dir).figures / "training_inputs.png").is_file():
         parts.append("What each method feeds the model: the same training images through every method, with "
                      "the label weights of the mixed target under each image.\n\n"
                      "![training inputs](figures/training_inputs.png)")
@@ -245,11 +244,11 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
 
     check_one_setup(results)
     methods = [m for m in suite.methods if m in set(results.get("method", []))]
-    ctx = ReportContext(out_dir=out_dir, figures_dir=out_dir / "figures", methods=methods)
+    ctx = ReportContext(out_dir=out_dir, figures_dir=ResultsDir(out_dir).figures, methods=methods)
     parts = [header(suite, results, out_dir)]
     if methods:
         parts.append(summary_section(suite, results, methods, out_dir))
-    findings = out_dir / FINDINGS
+    findings = ResultsDir(out_dir).findings  # optional: the reader's interpretation, placed after the summary
     if findings.is_file():  # written by a person from the numbers; kept verbatim through every rebuild
         parts.append(findings.read_text(encoding="utf-8").rstrip("\n") + "\n")
     if failures:
@@ -271,7 +270,7 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
             section = evaluation.report(rows, ctx) if len(rows) else "Not evaluated: no finished run has rows."
             if section:
                 parts.append(f"## {section_title(suite, label, evaluation)}\n\n{section}\n")
-    path = out_dir / "report.md"
+    path = ResultsDir(out_dir).report
     write_text(path, "\n".join(p for p in parts if p))
     return path
 
@@ -283,12 +282,13 @@ def section_title(suite: Suite, label: str, evaluation: type[Evaluation]) -> str
 
 def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]]:
     """The suite, results table and failures that a results directory recorded."""
-    for name in ("results.csv", "suite.json"):
-        if not (out_dir / name).is_file():
-            raise BenchError(f"{out_dir}: not a results directory (no {name}); expected the output_dir of a run "
+    files = ResultsDir(out_dir)
+    for path in (files.results, files.suite):
+        if not path.is_file():
+            raise BenchError(f"{out_dir}: not a results directory (no {path.name}); expected the output_dir of a run "
                              f"made by this version")
-    suite = Suite.model_validate(json.loads((out_dir / "suite.json").read_text()))
-    return suite, pd.read_csv(out_dir / "results.csv"), read_json(out_dir / "failures.json", {})
+    suite = Suite.model_validate(json.loads(files.suite.read_text()))
+    return suite, pd.read_csv(files.results), read_json(files.failures, {})
 
 
 def report_from_dir(out_dir: Path) -> Path:

@@ -21,7 +21,7 @@ LAYERS = [
     ("evaluations",),
     ("components", "training", "user_mixing"),
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
-    ("runner", "plan", "compare"),
+    ("runner", "plan", "compare", "preflight", "executing", "evaluating", "finish"),
     ("cli", "__main__", ""),
 ]
 

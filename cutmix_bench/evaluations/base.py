@@ -161,6 +161,10 @@ class Evaluation:
         """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""
         return Plan(test_size, test_size, f"{test_size:,} test images")
 
+    def check_image_side(self, side: int) -> None:
+        """Checked before training: raise ValueError("<parameter>: ...") when a parameter does not fit images of
+        `side` pixels (the runner names the key evaluations.<label>.<parameter>). Default: nothing to check."""
+
     def clean_positions(self, test: Split, device_type: str) -> Positions:
         """Positions in `test` (None: all) whose clean logits `run` takes from `EvalContext.clean_logits`, so that
         the runner can have them forwarded once for every evaluation. Default: none."""

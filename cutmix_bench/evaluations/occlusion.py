@@ -55,6 +55,10 @@ class Occlusion(Evaluation):
         """The scored images: an empty centre hole, and a boundary hole as large as the image, leave them clean."""
         return scored_positions(len(test), self.max_images, device_type)
 
+    def check_image_side(self, side: int) -> None:
+        if self.sizes and self.sizes[-1] > side:
+            raise ValueError(f"sizes: {self.sizes[-1]} is larger than the image side {side}")
+
     def run(self, ctx: EvalContext) -> list[Row]:
         positions = self.clean_positions(ctx.test, ctx.device.type)
         test = ctx.test_at(positions)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..config import ExecutorConfig, Suite
 
-Work = Callable[..., dict[str, str]]  # runner.work: (suite dump, worker, data, only, lock) -> unrecorded failures
+Work = Callable[..., dict[str, str]]  # executing.work: (suite dump, worker, data, only, lock) -> unrecorded failures
 IN_FLIGHT = "not finished: "  # the prefix of a run's message in the report while its job is queued or running
 
 

@@ -1,0 +1,62 @@
+"""Evaluating one trained run: its last checkpoint loaded once, every evaluation of the suite not already saved
+under eval/ run on it, each clean test image forwarded once for all of them (evaluations/engine.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .components import components
+from .config import Suite
+from .data import Dataset, Split
+from .evaluations import EvalContext
+from .faults import kill_point
+from .io import write_csv
+from .provenance import device_name, record
+from .rundir import Run, RunDir
+from .training import check_checkpoint, eval_batch_size
+
+log = logging.getLogger("cutmix_bench")
+
+
+def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device: torch.device, folder: RunDir,
+                 cache_dir: Path, share: bool = True) -> list[dict]:
+    """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
+    `EvalContext.share` (False only to compare with the engine before sharing, benchmarks/eval_engine.py)."""
+    dataset, train, test = data
+    model = components(suite).model(dataset.num_classes)
+    state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    model = model.to(device).eval()
+    if suite.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if suite.eval_compile:
+        model.compile()  # in place, as in training
+    ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
+                      seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
+                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share)
+    record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
+    evaluations = components(suite).evaluations
+    # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)
+    ctx.plan_clean([evaluation.clean_positions(test, device.type) for evaluation in evaluations.values()])
+    rows = []
+    for label, evaluation in evaluations.items():
+        path = folder.eval_file(label)
+        if not path.exists():
+            log.info("%s: evaluation %s", run.name, label)
+            started = time.perf_counter()
+            result = pd.DataFrame(evaluation.run(ctx))
+            record(folder.path, seconds={label: time.perf_counter() - started})
+            kill_point(f"evaluation:{run.name}:{label}")
+            result.insert(0, "evaluation", label)
+            write_csv(path, result)
+        rows.extend(pd.read_csv(path).to_dict("records"))
+    return rows
+
+def test_draw(suite: Suite) -> tuple[int, int] | None:
+    """How the run's test split was drawn from the dataset's test set (`EvalContext.test_draw`)."""
+    return None if suite.data.test_subset is None else (suite.data.test_subset, suite.data.subset_seed)

@@ -1,0 +1,103 @@
+"""Planning a suite's work before anything trains: the output folder is writable, every recorded setup equals the
+requested one, every log a run would resume from is readable, the data fits the training and the evaluations
+(each evaluation checks its own parameters against the image side), and how many workers to start."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .components import components
+from .config import Suite
+from .data import Dataset, Split
+from .errors import BenchError
+from .rundir import Run, RunDir
+from .setups import differences, training_setup
+from .training.callbacks import read_log
+
+log = logging.getLogger("cutmix_bench")
+
+
+def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
+    """Before anything trains: every run folder stays inside the output folder, every recorded setup equals
+    the requested one (a finished run is never reused, nor a started one resumed, under another setup), and
+    every log a run would resume from is readable. One BenchError names all that differs."""
+    differing: dict[str, list[str]] = {}
+    for run in runs:
+        folder = RunDir(inside(out, RunDir.of(out, run).path))
+        recorded = read_setup(folder)
+        requested = training_setup(suite, run)
+        if recorded is not None and recorded != requested:
+            try:
+                differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
+            except json.JSONDecodeError:
+                raise BenchError(f"{folder.setup}: not a valid setup record (expected JSON); delete the "
+                                 f"run folder to retrain this run") from None
+        if folder.log.exists() and not folder.is_done():
+            read_log(folder.log)
+    if differing:
+        keys = list(dict.fromkeys(d for diffs in differing.values() for d in diffs)) or ["setup.json differs"]
+        names = ", ".join(differing)
+        raise BenchError(f"{out}: {len(differing)} run(s) ({names}) were made with another setup: {'; '.join(keys)}; "
+                         f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
+
+def read_setup(folder: RunDir) -> str | None:
+    path = folder.setup
+    try:
+        return path.read_text() if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: unreadable setup record ({exc}); delete the run folder to retrain it") from None
+
+def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
+    """Checks of the loaded data against the suite that would otherwise fail (or mislead) after training."""
+    dataset, train, test = data
+    for name, split in (("train", train), ("test", test)):
+        if len(split) == 0:
+            raise BenchError(f"data: the {name} split of {suite.data.name} holds no images")
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise BenchError(f"data: train images are {list(train.x.shape[1:])} (H, W, C) but test images are "
+                         f"{list(test.x.shape[1:])}; expected one image size")
+    if not all(s > 0 for s in dataset.std):  # NaN fails too
+        raise BenchError(f"data: the images of {suite.data.name} are constant (per-channel std {dataset.std}); "
+                         f"normalisation would divide by zero; expected varied images")
+    if suite.train.batch_size > len(train):
+        raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
+                         f"images)")
+    side = max(test.x.shape[1:3])
+    for label, evaluation in components(suite).evaluations.items():
+        try:
+            evaluation.check_image_side(side)
+        except ValueError as exc:
+            raise BenchError(f"evaluations.{label}.{exc}") from None
+
+def inside(out: Path, path: Path) -> Path:
+    """`path`, checked to lie inside the output folder (names are validated; this is the last line)."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise BenchError(f"{path}: would be written outside the output folder {out}")
+    return path
+
+def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
+    """More workers than runs to do, or than CPUs (GPUs), only add memory and contention: cap with a warning."""
+    if device.type == "cuda":
+        limit, unit = torch.cuda.device_count(), "GPU(s)"
+    else:
+        limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        unit = "CPU(s)"
+    capped = max(1, min(jobs, pending, limit))
+    if capped < jobs:
+        reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
+        log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
+    return capped
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"output_dir: {out} is not writable ({exc.strerror})") from exc
