@@ -5,30 +5,14 @@ independent: `scipy.stats.ttest_ind(equal_var=False)`); one seed on either side 
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from scipy import stats
-
+from .aggregate import welch
 from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
 from .rundir import ResultsDir
 from .summary import headline_values, suite_headlines
-
-
-def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
-    """(mean(b) - mean(a), low, high) with Welch's 95% t interval; NaN bounds below 2 values a side or
-    without spread."""
-    delta = float(b.mean() - a.mean())
-    if min(len(a), len(b)) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        return delta, math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        interval = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
-    return delta, float(interval.low), float(interval.high)
 
 
 def describe(out: Path) -> str:

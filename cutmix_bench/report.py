@@ -119,8 +119,9 @@ def format_difference(diff: Any) -> str:
 
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
+    from .aggregate import paired_difference
     from .evaluations.figures import summary_bars
-    from .summary import difference, headline_values, suite_headlines
+    from .summary import headline_values, suite_headlines
 
     headlines = suite_headlines(suite)
     values = headline_values(results, headlines)
@@ -143,7 +144,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
         body += published_rows(suite.reference, h.key, h.label, methods)
         row = [label]
         for m in others:
-            diff = difference(mine[mine["method"] == m], mine[mine["method"] == base])
+            diff = paired_difference(mine[mine["method"] == m], mine[mine["method"] == base])
             tests.add(diff.test)
             row.append(format_difference(diff))
         diffs_body.append(row)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..aggregate import spread
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
 from ..cifar_c.generate import check_request, corruption_names, default_workers
@@ -190,7 +191,7 @@ def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -
     for method in ctx.methods:
         mine = rows[rows["method"] == method]
         keys = ["clean_err"] + [f"severity_err:{s}" for s in levels]
-        stats = [mine.loc[mine["key"] == k, "value"].agg(["mean", "std"]) for k in keys]
+        stats = [spread(mine.loc[mine["key"] == k, "value"]) for k in keys]
         ax.errorbar([0, *levels], [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
                     for s in stats], marker="o", capsize=3, label=display_name(method))
     ax.set_xticks([0, *levels], ["clean", *map(str, levels)])
