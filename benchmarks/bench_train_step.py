@@ -40,6 +40,7 @@ from torchvision import transforms
 from cutmix_bench.data import Split, create_dataset
 from cutmix_bench.methods import create_method
 from cutmix_bench.models import create_model
+from cutmix_bench.models.memory_format import to_channels_last
 from cutmix_bench.rundir import Run
 from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
@@ -74,7 +75,7 @@ def fresh_model(seed: int, channels_last: bool, setting: Setting) -> nn.Module:
     """The same initial weights in every contender (train_run seeds the same way)."""
     torch.manual_seed(seed)
     model = create_model(setting.model, CLASSES).to(setting.device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
+    return to_channels_last(model) if channels_last else model
 
 
 def sgd(model: nn.Module) -> torch.optim.Optimizer:

@@ -15,6 +15,7 @@ from .config import Suite
 from .data import Dataset, Split
 from .evaluations import EvalContext
 from .faults import kill_point
+from .models.memory_format import to_channels_last
 from .io import write_csv
 from .provenance import device_name, record
 from .rundir import Run, RunDir
@@ -33,7 +34,7 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     model = model.to(device).eval()
     if suite.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     if suite.eval_compile:
         model.compile()  # in place, as in training
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),

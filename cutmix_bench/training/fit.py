@@ -16,6 +16,7 @@ from ..components import components
 from ..config import Suite, TrainConfig
 from ..data import Dataset, Split
 from ..errors import BenchError
+from ..models.memory_format import to_channels_last
 from ..rundir import TRAIN, Run, RunDir
 from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
 from .loader import RunData
@@ -34,7 +35,7 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     pl.seed_everything(run.seed, workers=False, verbose=False)
     model = components(suite).model(dataset.num_classes)
     if suite.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)  # minus the layout that crashes oneDNN on AVX2 hosts
     method = components(suite).methods[run.method]
     if hasattr(method, "set_normalisation"):  # methods that augment raw pixels (AugMix) undo the normalisation
         method.set_normalisation(dataset.mean, dataset.std)
