@@ -15,8 +15,8 @@ from .config import Suite
 from .data import Dataset, Split
 from .evaluations import EvalContext
 from .faults import kill_point
-from .models.memory_format import to_channels_last
 from .io import write_csv
+from .models.memory_format import to_channels_last
 from .provenance import device_name, record
 from .rundir import Run, RunDir
 from .training import check_checkpoint, eval_batch_size

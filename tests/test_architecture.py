@@ -188,7 +188,8 @@ def test_components_are_built_once_per_suite(tmp_path: Path, monkeypatch) -> Non
 def test_aggregation_over_runs_lives_in_one_module() -> None:
     """Mean / std over seeds and the t intervals of differences are computed in aggregate.py only: the tables,
     the summary, the figures and compare call it, so changing the aggregation is changing that file."""
-    pattern = re.compile(r"(?<!scipy\.)stats\.ttest_\w+\(|\.std\(|\.agg\(|ddof=")  # calls, not the report text naming them
+    # calls, not the report text that names them
+    pattern = re.compile(r"(?<!scipy\.)stats\.ttest_\w+\(|\.std\(|\.agg\(|ddof=")
     readers = ["summary.py", "report.py", "compare.py", "evaluations/tables.py", "evaluations/figures.py",
                "evaluations/corruptions.py"]
     offenders = {name: pattern.findall((PACKAGE / name).read_text()) for name in readers}
