@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true",
                      help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
                           "report's path")
-    run.add_argument("--executor", choices=["local", "slurm"],
-                     help="where the runs execute (default: the suite's `executor.name`, else local): local = this "
+    run.add_argument("--executor", metavar="NAME",
+                     help="where the runs execute (default: the suite's `executor.name`, else local; a plug-in may "
+                          "register more): local = this "
                           "machine (--jobs at a time); slurm = one submitit job per run, resources from the suite's "
                           "`executor:` (docs/scaleout.md)")
     run.add_argument("--no-wait", action="store_true",

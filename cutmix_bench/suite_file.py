@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from .components import components
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
+from .executors import EXECUTORS
 from .plugins import load_plugins, resolve_plugin_files
 
 
@@ -55,4 +56,5 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
         raise BenchError(f"{source}: {key}: {message}{got}") from None
     load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
     components(suite)  # built once here: that is the check, and the runner uses them
+    EXECUTORS.get(suite.executor.name, "executor.name")
     return suite

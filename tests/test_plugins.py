@@ -189,3 +189,43 @@ def test_a_broken_plugin_is_one_error_line(user_repo: Path, plugin: str, expecte
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cutmix-bench: error:") and expected in lines[0], result.stderr
     assert not (user_repo / "out").exists()
+
+
+EXECUTOR_PLUGIN = '''
+"""A user's executor: the pending runs in this process, one after another, their names written down."""
+from cutmix_bench.executors import EXECUTORS
+
+
+@EXECUTORS.register("inline_log")
+class InlineLog:
+    local = True
+
+    def __init__(self, config):
+        self.config = config
+
+    def execute(self, suite, out, pending, work, jobs, data, wait):
+        (out / "inline_log.txt").write_text("".join(f"{name}\\n" for name in pending))
+        return work(suite.model_dump(), data=data), {}
+'''
+SMOKE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
+
+
+def test_a_plugin_executor_runs_the_smoke_suite(tmp_path: Path) -> None:
+    """Executors are a registry a plug-in extends: the smoke suite (1 epoch, 1 seed, small data and evaluations
+    to stay fast) runs through a plug-in executor, which receives every run and the runner's `work`."""
+    (tmp_path / "my_executor.py").write_text(EXECUTOR_PLUGIN)
+    small = ["--set", "train.epochs=1", "--set", "seeds=[0]", "--set", "data.params.train_size=128",
+             "--set", "data.params.test_size=64", "--set", "evaluations={clean: {}, occlusion: {sizes: [0, 16]}}",
+             "--set", "output_dir=out", "--set", "plugins=[my_executor.py]"]
+    result = cli("run", str(SMOKE), "--executor", "inline_log", *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = ["baseline-s0", "cutout-s0", "mixup-s0", "cutmix-s0"]
+    assert (tmp_path / "out" / "inline_log.txt").read_text().split() == runs
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(dict.fromkeys(rows["run"])) == runs and set(rows["evaluation"]) == {"train", "clean", "occlusion"}
+    assert "## Failed or unfinished runs" not in (tmp_path / "out" / "report.md").read_text()
+
+    unknown = cli("run", str(SMOKE), "--executor", "nowhere", *small, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == ("cutmix-bench: error: executor.name: unknown executor 'nowhere'; expected one "
+                                      "of inline_log, local, slurm")
