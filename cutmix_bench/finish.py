@@ -17,6 +17,7 @@ from .errors import BenchError
 from .evaluations.figures import training_inputs
 from .faults import kill_point
 from .io import write_csv, write_text
+from .methods.base import has_own_loss
 from .preflight import preflight, read_setup
 from .provenance import copy_to_results
 from .report import report_from_dir
@@ -99,7 +100,7 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
     for label, method in components(suite).methods.items():
         if hasattr(method, "set_normalisation"):  # AugMix: shown as one of its views
             method.set_normalisation(dataset.mean, dataset.std)
-        if method.input_space or hasattr(method, "loss"):  # hidden-feature mixing and PuzzleMix need the model
+        if method.input_space or has_own_loss(method):  # hidden-feature mixing and PuzzleMix need the model
             methods[label] = method
     training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
                     dataset.num_classes, None, ResultsDir(out).figures)

@@ -54,10 +54,13 @@ def git_commit() -> str:
     return f"{commit}{' + local changes' if dirty else ''}"
 
 
-def environment(device: torch.device) -> dict[str, str]:
+def environment(device: torch.device, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    """The machine, versions and command of this run; `plugins`: each plug-in module -> its source
+    (plugins.plugin_source), recorded only when there are any."""
     import pytorch_lightning
 
-    return {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    recorded = {"plugins": plugins} if plugins else {}
+    return {**recorded, "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "device": device_name(device), "torch": torch.__version__, "lightning": pytorch_lightning.__version__,
             "cuda": torch.version.cuda or "none (CPU build)", "python": platform.python_version(),
             "cutmix_bench": __version__, "commit": git_commit(), "host": platform.node(), "command": command()}

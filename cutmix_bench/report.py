@@ -82,6 +82,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
+        *([("Plug-ins", "; ".join(f"`{m}`: {s}" for m, s in env["plugins"].items()))] if env.get("plugins") else []),
         ("Command", f"`{env['command']}`" if env.get("command") else "not recorded"),
         ("Started", env.get("started", "not recorded")),
         ("Wall time", wall_times(infos, list(suite.evaluations))),

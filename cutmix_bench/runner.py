@@ -20,6 +20,7 @@ from .executing import work
 from .executors import create_executor
 from .finish import finish_suite
 from .io import write_text
+from .plugins import plugin_sources
 from .preflight import capped_jobs, check_data, check_writable, preflight
 from .provenance import environment
 from .rundir import ResultsDir, RunDir, output_dir, suite_runs
@@ -56,7 +57,8 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
         data = load_data(suite)
         check_data(suite, data)
     if pending or not ResultsDir(out).environment.exists():  # the machine and command that did the work
-        write_text(ResultsDir(out).environment, json.dumps(environment(device), indent=1, sort_keys=True) + "\n")
+        recorded = environment(device, plugin_sources(suite.plugins))
+        write_text(ResultsDir(out).environment, json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     if executor.local:
         jobs = capped_jobs(jobs, len(pending), device)
     unrecorded, in_flight = executor.execute(suite, out, [r.name for r in pending], work, jobs, data, wait)

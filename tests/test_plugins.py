@@ -4,6 +4,8 @@ import them too), plus evaluation labels and the one-line errors of a broken plu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -223,9 +225,23 @@ def test_a_plugin_executor_runs_the_smoke_suite(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "inline_log.txt").read_text().split() == runs
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(dict.fromkeys(rows["run"])) == runs and set(rows["evaluation"]) == {"train", "clean", "occlusion"}
-    assert "## Failed or unfinished runs" not in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed or unfinished runs" not in report
+    plugin = (tmp_path / "my_executor.py").resolve()  # its source is recorded: the file and its content's hash
+    source = f"{plugin} (sha256 {hashlib.sha256(plugin.read_bytes()).hexdigest()[:12]})"
+    assert json.loads((tmp_path / "out" / "environment.json").read_text())["plugins"] == {str(plugin): source}
+    assert re.search(rf"^\| \*\*Plug-ins\*\* +\| `{re.escape(str(plugin))}`: {re.escape(source)} +\|$", report, re.M)
 
     unknown = cli("run", str(SMOKE), "--executor", "nowhere", *small, cwd=tmp_path)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == ("cutmix-bench: error: executor.name: unknown executor 'nowhere'; expected one "
                                       "of inline_log, local, slurm")
+
+
+def test_a_plugin_from_an_installed_distribution_records_its_name_and_version() -> None:
+    import importlib
+    from importlib.metadata import version
+
+    from cutmix_bench.plugins import plugin_source
+
+    assert plugin_source(importlib.import_module("yaml")) == f"PyYAML {version('PyYAML')}"
