@@ -1,5 +1,11 @@
 """nox sessions: tests, lint, smoke (the smoke suite end to end), bench (side-by-side benchmarks), gpu (the
-GPU check, benchmarks/gpu_check.sh). CI runs tests and lint."""
+GPU check, benchmarks/gpu_check.sh), gpu_bundle (what the GPU machine lacks, made here) and gpu_rehearsal (the
+GPU check on that machine's torch with the bundle alone and no network). CI runs tests and lint."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
@@ -52,6 +58,51 @@ def engine_options(posargs: list[str]) -> list[str]:
 
 @nox.session(venv_backend="none")
 def gpu(session: nox.Session) -> None:
-    """benchmarks/gpu_check.sh in the current Python (it finds or installs what it needs itself, and must work with
-    a pre-installed torch); outputs under $OUT. Options after --, e.g. `nox -s gpu -- --mode cpu`."""
+    """benchmarks/gpu_check.sh in the current Python (it uses the installed torch and installs what else is missing
+    from gpu-check-data/, offline); outputs under $OUT. Options after --, e.g. `nox -s gpu -- --mode cpu`."""
     session.run("bash", "benchmarks/gpu_check.sh", *session.posargs, external=True)
+
+
+@nox.session
+def gpu_bundle(session: nox.Session) -> None:
+    """gpu-check-data/ for the GPU machine (benchmarks/gpu_bundle.py make: the wheels its image lacks and the
+    real-data subset; needs PyPI and ../shared/data); prints the device call to run there."""
+    session.install("packaging", "numpy")
+    session.run("python", "benchmarks/gpu_bundle.py", "make", *session.posargs)
+
+
+# The GPU image's packages that the project uses, at its versions where known (benchmarks/gpu_bundle.py IMAGE,
+# IMAGE_VERSIONS). typing-extensions 4.15.0 (torch 2.11 takes >= 4.10) is older than the bundle's pydantic needs,
+# so the rehearsal also takes the bundle's fallback path.
+IMAGE_STAND_IN = ["torch==2.11.0", "torchvision==0.26.0", "pytorch-lightning==2.6.6", "numpy==2.5.2",
+                  "typing-extensions==4.15.0", "pandas", "scikit-learn", "scipy", "scikit-image", "matplotlib",
+                  "rich", "tabulate", "pyyaml", "opencv-python-headless", "pillow", "packaging"]
+
+
+@nox.session(python=os.environ.get("GPU_REHEARSAL_PYTHON", "3.12"))
+def gpu_rehearsal(session: nox.Session) -> None:
+    """The GPU check as the GPU machine will run it, on the CPU: Python 3.12 with that image's torch 2.11.0 /
+    torchvision 0.26.0 and other packages (from PyPI: the CUDA build, about 2.6 GB of wheels; PyPI has no CPU
+    build for Linux), then `gpu_check.sh --mode cpu` with the network cut off (`unshare -n`; without it, pip
+    --no-index and an unreachable proxy), installing the rest from gpu-check-data/ alone (`nox -s gpu_bundle`
+    first). Not in CI. Outputs under $OUT (default .nox/gpu_rehearsal-out)."""
+    bundle = Path("gpu-check-data")
+    if not (bundle / "bundle.json").is_file():
+        session.error(f"{bundle}/bundle.json not found; run `nox -s gpu_bundle` first")
+    session.install(*IMAGE_STAND_IN)
+    lacking = session.run("python", "-c", "import importlib.util as u; print([m for m in ('pydantic', "
+                          "'imagecorruptions', 'annotated_types') if u.find_spec(m)])", silent=True).strip()
+    if lacking != "[]":
+        session.error(f"the stand-in for the image already has {lacking}: the rehearsal would prove nothing")
+    out = Path(os.environ.get("OUT", ".nox/gpu_rehearsal-out")).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    env = {"PYTHON": str(Path(session.bin) / "python"), "OUT": str(out), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], check=False).returncode == 0:
+        offline = ["unshare", "-n"]
+    else:  # no network namespace (not root): pip may not use an index, and every proxied request fails
+        offline = []
+        env.update(PIP_NO_INDEX="1", http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
+                   HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
+    session.run(*offline, "bash", "benchmarks/gpu_check.sh", "--mode", "cpu", "--data", str(bundle),
+                *session.posargs, env=env, external=True)
+    session.log(f"outputs in {out}; summary: {out / 'summary.md'}")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
+from . import __version__
 from .errors import BenchError
 from .logs import configure_logging
 
@@ -31,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "models and compare accuracy and robustness.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a suite (skips finished runs) and write results + report")
     run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
@@ -167,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .status import status_table
     from .suite_file import load_suite
 
-    print(status_table(load_suite(args.suite, args.overrides)))
+    print(status_table(load_suite(args.suite, args.overrides, build=False)))
     return 0
 
 
@@ -179,37 +178,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import corruptions
-    from .data import DATASETS
-    from .evaluations import EVALUATIONS
-    from .methods import METHODS
-    from .models import MODELS
-    from .ood.scores import SCORES
-    from .plugins import load_plugins
+    from .listing import listing
 
-    load_plugins(args.plugins)
-
-    for registry in (METHODS, MODELS, DATASETS, EVALUATIONS, SCORES):
-        print(f"{registry.kind}s:")
-        factories = {name: registry.get(name) for name in registry.names()}
-        shared = Counter(f.__module__ for f in factories.values())
-        for name, factory in factories.items():
-            print(f"  {name:<16} {describe(factory, shared[factory.__module__] > 1)}")
-            if getattr(factory, "reference", ""):  # a method's paper and official code, on its own line
-                print(f"  {'':<16}   {factory.reference}")
-    print("corruptions (Hendrycks & Dietterich, ICLR 2019):")
-    for name, category in corruptions.CATEGORY.items():
-        print(f"  {name:<18} {category}{' (reported apart, never in the mCE)' if category == 'extra' else ''}")
+    print(listing(args.plugins), end="")
     return 0
-
-
-def describe(factory: Any, shared_module: bool) -> str:
-    """First sentence of the component's module docstring (one component per module, citing its paper), or
-    of the factory's own docstring when several components share a module and it has one."""
-    own = factory.__doc__ if shared_module and factory.__doc__ else None
-    doc = " ".join((own or sys.modules[factory.__module__].__doc__ or "").split("\n\n")[0].split())
-    first = re.split(r"\.\s+(?=[A-Z`])", doc)[0].removesuffix(".")  # not at "et al. (2016)" or "Fig. 5a"
-    return (first if len(first) <= 110 else first[:109] + "…") or "(no description)"
 
 
 def cmd_corrupt(args: argparse.Namespace) -> int:

@@ -9,10 +9,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import WriteFailed
+
+if TYPE_CHECKING:  # pandas costs ~0.5 s to import; `status` and `list` write no table
+    import pandas as pd
 
 
 def _umask() -> int:

@@ -4,6 +4,7 @@ requested one, every log a run would resume from is readable, the data fits the 
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from .components import components
 from .config import Suite
 from .data import Dataset, Split
 from .errors import BenchError
-from .rundir import Run, RunDir
+from .rundir import ResultsDir, Run, RunDir
 from .setups import differences, training_setup
 from .training.callbacks import read_log
 
@@ -26,6 +27,7 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
     """Before anything trains: every run folder stays inside the output folder, every recorded setup equals
     the requested one (a finished run is never reused, nor a started one resumed, under another setup), and
     every log a run would resume from is readable. One BenchError names all that differs."""
+    check_no_orphan_results(out)
     differing: dict[str, list[str]] = {}
     for run in runs:
         folder = RunDir(inside(out, RunDir.of(out, run).path))
@@ -44,6 +46,26 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
         names = ", ".join(differing)
         raise BenchError(f"{out}: {len(differing)} run(s) ({names}) were made with another setup: {'; '.join(keys)}; "
                          f"use another output_dir, or delete those run folders under {out / 'runs'} to retrain them")
+
+def check_no_orphan_results(out: Path) -> None:
+    """A results folder whose results.csv names runs that have no folder under runs/ (a published copy, such as
+    the committed results/cifar100-cpu, or a folder whose runs were deleted) would lose those rows when the
+    suite rewrites results.csv and report.md: refuse it before anything is written."""
+    results = ResultsDir(out).results
+    try:
+        with results.open(newline="") as handle:
+            names = {row.get("run") or "" for row in csv.DictReader(handle)}
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BenchError(f"{results}: unreadable ({exc}); it would be overwritten: move it away first") from None
+    orphans = sorted(name for name in names if name and not RunDir.named(out, name).path.is_dir())
+    if orphans:
+        raise BenchError(f"output_dir: {out} holds the results of {len(orphans)} run(s) that are not under "
+                         f"{out / 'runs'} ({', '.join(orphans[:3])}{', ...' if len(orphans) > 3 else ''}), e.g. "
+                         f"committed results; rerunning here would overwrite them: set output_dir to another "
+                         f"folder, then `cutmix-bench compare {out} <that folder>`")
+
 
 def read_setup(folder: RunDir) -> str | None:
     path = folder.setup

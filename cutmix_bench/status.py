@@ -5,9 +5,8 @@ this machine, sacct on SLURM); a job that ended without finishing its run shows 
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
-
-import pandas as pd
 
 from .config import Suite
 from .executors.state import ACTIVE, job_alive, read_state
@@ -43,11 +42,12 @@ def last_epoch(folder: RunDir, epochs: int) -> str:
     """`done/total` epochs from log.csv ('' before the first epoch, '?' for an unreadable log)."""
     if not folder.log.exists():
         return ""
-    try:
-        logged = pd.read_csv(folder.log)["epoch"]
-    except Exception:  # noqa: BLE001 (pandas raises several types; `run` names the damage, status only reports)
+    try:  # the csv module, not pandas: status answers in well under a second (pandas alone costs ~0.5 s)
+        with folder.log.open(newline="") as handle:
+            logged = [int(float(row["epoch"])) for row in csv.DictReader(handle)]
+    except (OSError, KeyError, ValueError, TypeError, csv.Error):  # `run` names the damage, status only reports
         return "?"
-    return f"{int(logged.max()) + 1}/{epochs}" if len(logged) else f"0/{epochs}"
+    return f"{max(logged) + 1}/{epochs}" if logged else f"0/{epochs}"
 
 
 def status_table(suite: Suite) -> str:

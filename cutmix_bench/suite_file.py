@@ -11,16 +11,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .components import components
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
 from .executors import EXECUTORS
 from .plugins import load_plugins, resolve_plugin_files
 
 
-def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
+def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) -> Suite:
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
-    relative paths given with --set are relative to the current directory."""
+    relative paths given with --set are relative to the current directory. `build=False` checks the schema
+    only (no plug-ins, no components, so no torch): for `status`, which reads run folders."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: suite file not found")
@@ -40,10 +40,10 @@ def load_suite(path: str | Path, overrides: list[str] = ()) -> Suite:
     resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
-    return validate(raw, str(path))
+    return validate(raw, str(path), build)
 
 
-def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
+def validate(raw: dict[str, Any], source: str = "suite", build: bool = True) -> Suite:
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
@@ -54,7 +54,11 @@ def validate(raw: dict[str, Any], source: str = "suite") -> Suite:
         if error["type"] == "value_error":
             got = ""  # our messages quote the value themselves
         raise BenchError(f"{source}: {key}: {message}{got}") from None
+    if not build:
+        return suite
     load_plugins(suite.plugins)  # before the check: plug-ins fill the registries it looks names up in
+    from .components import components  # torch: imported only when the components are built
+
     components(suite)  # built once here: that is the check, and the runner uses them
     EXECUTORS.get(suite.executor.name, "executor.name")
     return suite

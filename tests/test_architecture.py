@@ -23,7 +23,7 @@ LAYERS = [
     ("components", "training", "user_mixing"),
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
     ("runner", "plan", "compare", "preflight", "executing", "evaluating", "finish"),
-    ("cli", "__main__", ""),
+    ("cli", "listing", "__main__", ""),
 ]
 
 

@@ -35,7 +35,7 @@ def test_run_records_what_the_report_needs_and_report_rebuilds_it(tmp_path: Path
     assert not (out / "runs").exists()  # a dry run trains nothing
     assert re.search(r"baseline-s0\s+to train", plan) and re.search(r"cutmix-s0\s+to train", plan)
     assert "512 train / 256 test images" in plan and "64 images x 2 modes x 2 sizes" in plan
-    assert re.search(r"estimate: \d+ s with 1 worker\(s\) \(2 run\(s\) to train", plan)
+    assert re.search(r"estimate: \d+ s \(range \d+ s to \d+ s\) with 1 worker\(s\) \(2 run\(s\) to train", plan)
 
     assert main(["run", str(suite)]) == 0
     report = (out / "report.md").read_text()

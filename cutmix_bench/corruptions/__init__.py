@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+try:  # pyproject names no OpenCV build (see there): either opencv-python or opencv-python-headless serves
+    import cv2  # noqa: F401
+except ImportError as error:
+    raise ImportError("cutmix_bench needs OpenCV (the cv2 module): pip install opencv-python-headless (servers) "
+                      "or opencv-python") from error
+
 from . import blur, digital, noise, weather  # noqa: F401  (each module registers its corruptions)
 from .apply import CHUNK_SIZE, PARAMS, chunk_rng, corrupt, corrupt_seeded
 from .parallel import corrupt_all
