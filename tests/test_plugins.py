@@ -55,7 +55,7 @@ def user_mlp(num_classes: int, hidden: int = 32) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
-@METHODS.register("user_halfmix")
+@METHODS.register("user_halfmix", display="HalfMix", reference="A user, 2026 (no code)")
 class HalfMix(Method):
     """Mixup with lam fixed at `lam`."""
 
@@ -175,6 +175,11 @@ def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
     result = cli("list", "--plugin", "my_plugins.py", cwd=user_repo)
     assert result.returncode == 0, result.stderr
     assert "user_halfmix" in result.stdout and "user_mlp" in result.stdout and "user_stripes" in result.stdout
+    # declared at registration: display name and reference; the description is the class docstring by default
+    lines = result.stdout.splitlines()
+    at = lines.index("  user_halfmix     HalfMix: Mixup with lam fixed at `lam`")
+    assert lines[at + 1].strip() == "A user, 2026 (no code)"
+    assert "  user_stripes     Class k = horizontal stripes of period k + 2, plus noise" in lines
     assert "  user_invert        extra (reported apart, never in the mCE)" in result.stdout  # after the built-ins
     assert result.stdout.index("saturate") < result.stdout.index("user_invert")
 
@@ -245,3 +250,14 @@ def test_a_plugin_from_an_installed_distribution_records_its_name_and_version() 
     from cutmix_bench.plugins import plugin_source
 
     assert plugin_source(importlib.import_module("yaml")) == f"PyYAML {version('PyYAML')}"
+
+
+def test_the_report_shows_a_method_label_by_its_registered_display_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cutmix_bench.evaluations.tables import display_name
+    from cutmix_bench.methods import METHODS
+    from cutmix_bench.registry import About
+
+    monkeypatch.setitem(METHODS._factories, "user_x", object)  # as a plug-in's registration leaves them
+    monkeypatch.setitem(METHODS._about, "user_x", About("User X"))
+    assert display_name("user_x") == "User X" and display_name("cutmix") == "CutMix"
+    assert display_name("a_label_of_my_own") == "a_label_of_my_own"

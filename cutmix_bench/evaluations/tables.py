@@ -13,12 +13,13 @@ from tabulate import tabulate
 
 from ..aggregate import half_width, spread, spread_by
 from ..io import write_csv
-
-DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+from ..methods import METHODS
 
 
 def display_name(method: str) -> str:
-    return DISPLAY.get(method, method)
+    """A method label as the report shows it: the display name its method declared at registration when the label
+    is a registered method's name, else the label."""
+    return METHODS.about(method).display if method in METHODS else method
 
 
 def mean_std(values: pd.Series, digits: int = 2) -> str:
