@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 RUN = ["run", "method", "seed"]
 
@@ -84,6 +83,8 @@ def paired_difference(mine: pd.DataFrame, base: pd.DataFrame) -> Difference:
     if len(paired) >= 2:
         if np.ptp(diffs.to_numpy()) == 0:  # no spread: the t interval degenerates to a point
             return Difference(delta, math.nan, math.nan, "paired-t", len(paired))
+        from scipy import stats  # here: `--dry-run` imports the tables, and scipy.stats costs seconds
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             interval = stats.ttest_rel(paired["value"], paired["value_base"]).confidence_interval(0.95)
@@ -100,6 +101,8 @@ def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
     delta = float(b.mean() - a.mean())
     if min(len(a), len(b)) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
         return delta, math.nan, math.nan
+    from scipy import stats  # here: `--dry-run` imports the tables, and scipy.stats costs seconds
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         interval = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
