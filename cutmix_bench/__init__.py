@@ -6,6 +6,7 @@ and Lightning:
     import cutmix_bench as cb
     suite = cb.load_suite("suites/smoke.yaml", ["train.epochs=2"])
     out, failures = cb.run_suite(suite)
+    table = cb.evaluate(model, data="cifar100", normalisation="dataset")  # a model trained elsewhere
 
 and the registries a plug-in adds its components to: `METHODS`, `MODELS`, `DATASETS`, `EVALUATIONS`, `SCORES`,
 `CORRUPTIONS` (`register_corruption`).
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_suite": "suite_file", "Suite": "config", "run_suite": "runner", "load_plugins": "plugins",
+    "evaluate": "scoring",
     "METHODS": "methods", "MODELS": "models", "DATASETS": "data", "EVALUATIONS": "evaluations",
     "SCORES": "ood.scores", "CORRUPTIONS": "corruptions", "register_corruption": "corruptions", "BenchError": "errors",
 }

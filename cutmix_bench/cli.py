@@ -19,6 +19,9 @@ EPILOG = """examples:
   cutmix-bench run suites/smoke.yaml --quiet --set train.logger=tensorboard
   cutmix-bench run suites/smoke.yaml --executor slurm --no-wait   # then: cutmix-bench status suites/smoke.yaml
   cutmix-bench report results/smoke
+  cutmix-bench evaluate --run results/smoke/runs/cutmix-s0 --out results/smoke-evaluate
+  cutmix-bench evaluate suites/published/cutmix-pyramidnet200.yaml --model pyramidnet --format cutmix-official \
+      --checkpoint cutmix-official=model_best.pth.tar
   cutmix-bench compare results/cifar100-cpu results/cifar100 --out compare.md
   cutmix-bench list
 """
@@ -68,6 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
     compare.add_argument("--out", type=Path, default=Path("compare.md"), help="markdown file (default compare.md)")
+    evaluate = commands.add_parser(
+        "evaluate", help="score trained models (run folders, checkpoints, TorchScript / torch.export files) with a "
+                         "suite's evaluations; each model a row of results.csv and the report",
+        description="Score models trained here or elsewhere with the evaluations of a suite (or of the dataset's "
+                    "defaults). LABEL= before a path names the model's row (default: the run's method, the file's "
+                    "stem); files given under one label are its seeds 0, 1, ... (averaged as a method's seeds). "
+                    "Formats: " + ", ".join(["cutmix-official (clovaai/CutMix-PyTorch)", "openood (OpenOOD v1.5 "
+                    "ResNet18_32x32)", "state-dict (this package, timm, torchvision)", "lightning"]) + ".")
+    evaluate.add_argument("suite", type=Path, nargs="?", help="suite YAML file: data, evaluations, reference "
+                          "(default: the first --run folder's suite, else --data)")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a suite key, e.g. --set evaluations.ood.max_images=500")
+    evaluate.add_argument("--data", metavar="NAME", help="without a suite: a registered dataset, scored by the "
+                          "clean evaluation unless --set evaluations.X=... adds others")
+    evaluate.add_argument("--data-root", metavar="DIR", help="with --data: the dataset's root directory")
+    evaluate.add_argument("--run", dest="runs", action="append", default=[], metavar="[LABEL=]DIR",
+                          help="a run folder of this tool (results/<suite>/runs/<method>-s<seed>; repeatable)")
+    evaluate.add_argument("--checkpoint", dest="checkpoints", action="append", default=[], metavar="[LABEL=]FILE",
+                          help="weights of --model in --format (repeatable)")
+    evaluate.add_argument("--model", help="with --checkpoint: a registered model (cutmix-bench list) or timm:NAME")
+    evaluate.add_argument("--model-params", default="{}", metavar="YAML",
+                          help="with --checkpoint: the model's parameters, e.g. '{depth: 110, widening: 84}'")
+    evaluate.add_argument("--format", default="state-dict",
+                          help="checkpoint format: cutmix-official, openood, state-dict (default), lightning")
+    evaluate.add_argument("--key-prefix", default="model.", help="lightning: the prefix of the network's keys "
+                          "(default model.)")
+    evaluate.add_argument("--program", dest="programs", action="append", default=[], metavar="[LABEL=]FILE",
+                          help="a TorchScript archive or a torch.export .pt2 file (repeatable)")
+    evaluate.add_argument("--normalisation", metavar="NAME", help="the models' input normalisation: dataset (the "
+                          "data's statistics), cutmix-cifar, openood-cifar10, openood-cifar100, imagenet (default: "
+                          "the run's or the checkpoint format's; required otherwise)")
+    evaluate.add_argument("--mean", metavar="R,G,B", help="the models' normalisation mean on [0, 1] (with --std)")
+    evaluate.add_argument("--std", metavar="R,G,B", help="the models' normalisation std on [0, 1] (with --mean)")
+    evaluate.add_argument("--input-size", type=int, metavar="N", help="the models' image side, checked against "
+                          "the data (default: the format's, timm's or the exported program's)")
+    evaluate.add_argument("--out", type=Path, help="output folder (default results/<suite name>-evaluate); may be "
+                          "a suite's output_dir: its trained runs then share the report")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the suite's")
     listing = commands.add_parser("list", help="list registered datasets, models, methods, evaluations, OOD "
                                                "scores and corruptions with a one-line description")
     listing.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -159,6 +200,62 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .scoring import ModelSpec, evaluate_models, evaluation_suite, run_spec
+
+    normalisation: str | tuple[list[float], list[float]] | None = args.normalisation
+    if (args.mean is None) != (args.std is None):
+        raise BenchError("--mean/--std: give both, or neither")
+    if args.mean is not None:
+        if normalisation is not None:
+            raise BenchError("--normalisation: give a name or --mean/--std, not both")
+        normalisation = (floats(args.mean, "--mean"), floats(args.std, "--std"))
+    if args.checkpoints and not args.model:
+        raise BenchError("--checkpoint: say which network the weights are for with --model NAME")
+    try:
+        params = yaml.safe_load(args.model_params)
+    except yaml.YAMLError:
+        params = None
+    if not isinstance(params, dict):
+        raise BenchError(f"--model-params: expected a YAML mapping, e.g. '{{depth: 110}}', got {args.model_params!r}")
+    specs = [run_spec(Path(path), label) for label, path in map(labelled, args.runs)]
+    for label, path in map(labelled, args.checkpoints):
+        specs.append(ModelSpec(label or Path(path).stem, "checkpoint", Path(path), args.model, params, args.format,
+                               args.key_prefix, normalisation, args.input_size))
+    for label, path in map(labelled, args.programs):
+        specs.append(ModelSpec(label or Path(path).stem, "program", Path(path), normalisation=normalisation,
+                               input_size=args.input_size))
+    for i, spec in enumerate(specs):  # files under one label: its seeds 0, 1, ... in the order given
+        if spec.kind != "run":
+            spec.seed = sum(other.label == spec.label and other.kind != "run" for other in specs[:i])
+        if spec.kind == "run" and (normalisation is not None or args.input_size):
+            spec.normalisation, spec.input_size = normalisation, args.input_size
+    if not specs:
+        raise BenchError("evaluate: no model given; expected --run DIR, --checkpoint FILE (with --model) or "
+                         "--program FILE")
+    suite, reference = evaluation_suite(args.suite, args.overrides, specs, args.data, args.data_root)
+    out = args.out or Path("results") / f"{suite.name}-evaluate"
+    out, _ = evaluate_models(specs, suite, out, reference, args.device)
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def labelled(item: str) -> tuple[str | None, str]:
+    """`LABEL=PATH` -> (LABEL, PATH); a bare path -> (None, PATH)."""
+    label, sep, path = item.partition("=")
+    return (label, path) if sep and "/" not in label else (None, item)
+
+
+def floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise BenchError(f"{option}: expected comma-separated numbers, e.g. 0.5071,0.4865,0.4409; got {text!r}") \
+            from None
+
+
 NOT_RUN = "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)"
 
 
@@ -201,7 +298,8 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "status": cmd_status, "compare": cmd_compare, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "report": cmd_report,
+            "status": cmd_status, "compare": cmd_compare, "list": cmd_list,
             "corrupt": cmd_corrupt}
 
 if __name__ == "__main__":

@@ -83,8 +83,8 @@ def build(suite: Suite) -> Components:
         check_evaluation_label(label)
         name, params = suite.evaluation_spec(label)
         evaluations[label] = EVALUATIONS.create(name, f"evaluations.{label}", **params)
-    if not suite.model.name.startswith("timm:"):
+    if not suite.model.name.startswith(("timm:", "torchvision:")):
         check_kwargs(MODELS.get(suite.model.name, "model.name"), suite.model.params, "model.params")
-    elif importlib.util.find_spec("timm") is None:
+    elif suite.model.name.startswith("timm:") and importlib.util.find_spec("timm") is None:
         raise BenchError(f"model.name: {suite.model.name} needs timm, which is not installed (pip install timm)")
     return Components(methods, evaluations, suite.model.name, dict(suite.model.params))

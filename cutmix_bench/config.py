@@ -131,7 +131,8 @@ class ExecutorConfig(Strict):
     cluster: Literal["slurm", "local"] = "slurm"
 
 
-REFERENCE_METRICS = ("top1_err", "top5_err", "nll", "ece")  # the clean table's metrics a paper reports
+# the clean table's metrics a paper reports, and the MSP AUROC over the near / far OOD sets (the summary's rows)
+REFERENCE_METRICS = ("top1_err", "top5_err", "nll", "ece", "auroc_near", "auroc_far")
 
 
 class Reference(Strict):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 
 from .components import components
 from .config import Suite
@@ -28,18 +29,36 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
                  cache_dir: Path, share: bool = True) -> list[dict]:
     """Load the last checkpoint and run every evaluation not already saved under eval/. `share`: see
     `EvalContext.share` (False only to compare with the engine before sharing, benchmarks/eval_engine.py)."""
-    dataset, train, test = data
-    model = components(suite).model(dataset.num_classes)
-    state = check_checkpoint(folder.checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
+    model = trained_model(suite, folder.checkpoint, data[0].num_classes)
+    return score_model(suite, prepared(suite, model, device), run.seed, data, device, folder, cache_dir, share)
+
+def trained_model(suite: Suite, checkpoint: Path, num_classes: int) -> nn.Module:
+    """The suite's model with the weights of a run's checkpoint (last.ckpt), checked name by name and shape by shape."""
+    model = components(suite).model(num_classes)
+    state = check_checkpoint(checkpoint, {f"model.{k}": v for k, v in model.state_dict().items()})
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model
+
+def prepared(suite: Suite, model: nn.Module, device: torch.device) -> nn.Module:
+    """A model as evaluation runs it: on the device, in eval mode, channels-last and compiled if the suite says so."""
     model = model.to(device).eval()
     if suite.train.channels_last:
         model = to_channels_last(model)
     if suite.eval_compile:
         model.compile()  # in place, as in training
+    return model
+
+def score_model(suite: Suite, model: nn.Module, seed: int, data: tuple[Dataset, Split, Split], device: torch.device,
+                folder: RunDir, cache_dir: Path, share: bool = True,
+                normalisation: tuple[list[float], list[float]] | None = None) -> list[dict]:
+    """Run the suite's evaluations not already saved under the folder's eval/ on `model` (prepared), save each and
+    return all their rows. `normalisation`: the model's (mean, std) when not the dataset's (`cutmix-bench evaluate`)."""
+    dataset, train, test = data
+    channels_last = suite.train.channels_last and not is_program(model)
     ctx = EvalContext(model=model, dataset=dataset, test=test, device=device, batch_size=eval_batch_size(suite, device),
-                      seed=run.seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
-                      channels_last=suite.train.channels_last, test_draw=test_draw(suite), share=share)
+                      seed=seed, run_dir=folder.path, cache_dir=cache_dir, train=train,
+                      channels_last=channels_last, test_draw=test_draw(suite), share=share,
+                      normalisation=normalisation)
     record(folder.path, parameters=sum(p.numel() for p in model.parameters()), device=device_name(device))
     evaluations = components(suite).evaluations
     # Every evaluation's clean images, finished ones too: a resumed run forwards the same batches (see engine.py)
@@ -48,15 +67,20 @@ def evaluate_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], dev
     for label, evaluation in evaluations.items():
         path = folder.eval_file(label)
         if not path.exists():
-            log.info("%s: evaluation %s", run.name, label)
+            log.info("%s: evaluation %s", folder.name, label)
             started = time.perf_counter()
             result = pd.DataFrame(evaluation.run(ctx))
             record(folder.path, seconds={label: time.perf_counter() - started})
-            kill_point(f"evaluation:{run.name}:{label}")
+            kill_point(f"evaluation:{folder.name}:{label}")
             result.insert(0, "evaluation", label)
             write_csv(path, result)
         rows.extend(pd.read_csv(path).to_dict("records"))
     return rows
+
+def is_program(model: nn.Module) -> bool:
+    """A TorchScript module or the module of an exported program: fixed graphs, fed contiguous NCHW as exported."""
+    return isinstance(model, (torch.jit.ScriptModule, torch.fx.GraphModule))
+
 
 def test_draw(suite: Suite) -> tuple[int, int] | None:
     """How the run's test split was drawn from the dataset's test set (`EvalContext.test_draw`)."""

@@ -53,14 +53,18 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     record(folder.path, train_images=len(data[1]), test_images=len(data[2]))
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, folder, ResultsDir(out).cache)
+    finish_run(folder, rows, {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
+                              "dataset": suite.data.name})
+    kill_point(f"done:{run.name}")
+
+def finish_run(folder: RunDir, rows: list[dict], meta: dict) -> None:
+    """metrics.csv (the rows, each led by the run's `meta` columns) and then DONE: the run is complete."""
     frame = pd.DataFrame(rows)
-    meta = {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
-            "dataset": suite.data.name}
     for i, (key, value) in enumerate(meta.items()):
         frame.insert(i, key, value)
     write_csv(folder.metrics, frame)
     write_text(folder.done, "complete\n")
-    kill_point(f"done:{run.name}")
+
 
 def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None,
          only: list[str] | None = None, lock: bool = True) -> dict[str, str]:

@@ -23,7 +23,8 @@ from .provenance import read_json
 from .rundir import TRAIN, ResultsDir
 
 MISSING = "missing"
-PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece"}  # a reference metric -> the summary row it joins
+# a reference metric -> the summary row it joins
+PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece", "auroc_near": "auroc_near", "auroc_far": "auroc_far"}
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -56,16 +57,21 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     setup, source = recorded_setup(suite, out_dir)
     env = read_json(ResultsDir(out_dir).environment, {})
     infos = read_json(ResultsDir(out_dir).runs_info, {})
-    data, model, train = setup["data"], setup["model"], setup["train"]
-    sizes = {(i.get("train_images"), i.get("test_images")) for i in infos.values() if "train_images" in i}
-    used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" for a, b in sorted(sizes))) if sizes \
-        else "; images used not recorded"
+    data, model, train = setup["data"], setup["model"], setup.get("train") or {}
+    sizes = {(i.get("train_images", 0), i["test_images"]) for i in infos.values() if "test_images" in i}
+    used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" if a else f"{b:,} test images (evaluated "
+                                  f"models)" for a, b in sorted(sizes))) if sizes else "; images used not recorded"
     counts = sorted({i["parameters"] for i in infos.values() if "parameters" in i})
     parameters = f", {', '.join(f'{c:,}' for c in counts)} parameters" if counts else ""
     opt, sched = train.get("optimizer", {}), train.get("schedule", {})
     runs = results["run"].nunique() if len(results) else 0
     methods = "; ".join(f"{display_name(label)} ({_params(p) or 'no parameters'})"
                         for label, p in suite.methods.items())
+    # an evaluated model's entry lists its own seeds (its checkpoints); a trained method has the suite's
+    seeds_of = {label: p["seeds"] if p.get("method") == "evaluated" else suite.seeds for label, p in
+                suite.methods.items()}
+    all_seeds = sorted({seed for seeds in seeds_of.values() for seed in seeds})
+    expected = sum(len(seeds) for seeds in seeds_of.values())
     lines = [
         ("Suite", f"{suite.name} (setup {source})"),
         ("Dataset", f"{data['name']}{' (' + _params(data.get('params', {})) + ')' if data.get('params') else ''}"
@@ -74,10 +80,10 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
                   f"{parameters}"),
         ("Schedule", f"{train['epochs']} epochs, batch {train['batch_size']}, {opt.get('name')} lr {opt.get('lr')}"
                      f" ({sched.get('name')}), weight decay {opt.get('weight_decay')}, precision "
-                     f"{train.get('precision')}"),
+                     f"{train.get('precision')}" if not all_evaluated(suite) else
+                     "not trained by this tool: models scored by `cutmix-bench evaluate` (see Methods)"),
         ("Methods", methods),
-        ("Seeds", f"{', '.join(map(str, suite.seeds))} ({runs} of {len(suite.methods) * len(suite.seeds)} runs "
-                  f"finished)"),
+        ("Seeds", f"{', '.join(map(str, all_seeds))} ({runs} of {expected} runs finished)"),
         ("Device", env.get("device", "not recorded")),
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
@@ -90,6 +96,11 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     return (f"# {suite.name}\n\n{markdown_table([[f'**{k}**', v] for k, v in lines], ['', ''])}\n\n"
             "All numbers are from the model of the **last epoch** (not the best epoch on the test set); mean ± "
             "sample std over seeds, a single seed shows the value alone.\n")
+
+
+def all_evaluated(suite: Suite) -> bool:
+    """Every row label is a model scored by `cutmix-bench evaluate` (its methods entry says `method: evaluated`)."""
+    return bool(suite.methods) and all(p.get("method") == "evaluated" for p in suite.methods.values())
 
 
 def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:

@@ -10,6 +10,7 @@ A run folder holds config.yaml (the resolved suite), setup.json (what decides th
 log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
 the error of the last failed attempt; .lock is held by the process working on the run on this machine (local
 executor); state.json records the scheduler job that owns the run (slurm executor, executors/state.py);
+evaluated.json the file and SHA-256 of a model scored by `cutmix-bench evaluate` (scoring.py);
 Lightning's loggers write lightning/version_<session>/ (and tensorboard/version_<session>/).
 """
 
@@ -73,6 +74,7 @@ class RunDir:
     done = property(lambda self: self.path / "DONE")
     failed = property(lambda self: self.path / "FAILED")
     state = property(lambda self: self.path / "state.json")
+    evaluated = property(lambda self: self.path / "evaluated.json")  # `cutmix-bench evaluate`: the model's file
     train_rows = property(lambda self: self.eval_file(TRAIN))
     lightning_logs = property(lambda self: self.path / "lightning")
     tensorboard_logs = property(lambda self: self.path / "tensorboard")

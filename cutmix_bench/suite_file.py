@@ -21,6 +21,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) 
     """Read, resolve paths, override, validate. Relative paths in the file are relative to the file;
     relative paths given with --set are relative to the current directory. `build=False` checks the schema
     only (no plug-ins, no components, so no torch): for `status`, which reads run folders."""
+    return validate(read_suite(path, overrides), str(path), build)
+
+
+def read_suite(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The suite file as a mapping, its paths resolved and the overrides applied; not yet validated."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: suite file not found")
@@ -40,7 +45,7 @@ def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) 
     resolve_plugin_files(raw, path.parent.resolve())
     for item in overrides:
         apply_override(raw, item)
-    return validate(raw, str(path), build)
+    return raw
 
 
 def validate(raw: dict[str, Any], source: str = "suite", build: bool = True) -> Suite:

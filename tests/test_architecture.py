@@ -20,9 +20,9 @@ LAYERS = [
     ("data", "models", "methods", "corruptions", "robustness"),
     ("ood", "cifar_c"),
     ("evaluations",),
-    ("components", "training", "user_mixing"),
+    ("components", "training", "user_mixing", "checkpoints"),
     ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
-    ("runner", "plan", "compare", "preflight", "executing", "evaluating", "finish"),
+    ("runner", "plan", "compare", "scoring", "preflight", "executing", "evaluating", "finish"),
     ("cli", "listing", "__main__", ""),
 ]
 

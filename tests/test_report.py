@@ -201,7 +201,7 @@ def test_published_numbers_stand_beside_ours_with_their_citation(tmp_path: Path)
     ({"cutmx": {"top1_err": 1.0}}, "reference: results.cutmx: 'cutmx' is not a method label of this suite; "
                                    "expected one of baseline, cutmix, mixup"),
     ({"cutmix": {"top1": 1.0}}, "reference: results.cutmix.top1: unknown metric 'top1'; expected one of top1_err, "
-                                "top5_err, nll, ece"),
+                                "top5_err, nll, ece, auroc_near, auroc_far"),
 ])
 def test_reference_names_are_checked(results: dict, message: str) -> None:
     from cutmix_bench.errors import BenchError

@@ -8,7 +8,7 @@ run, method, seed, model, dataset and evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,10 +49,14 @@ class EvalContext:
     # (data.test_subset, data.subset_seed) when `test` is that seeded subset of the dataset's test set, else None
     test_draw: tuple[int, int] | None = None
     clean: CleanLogits = field(init=False)
+    # The model's own (mean, std) when it was trained with another normalisation than the dataset's statistics
+    # (a model trained elsewhere, `cutmix-bench evaluate`); None: the dataset's, as this tool trains
+    normalisation: tuple[Sequence[float], Sequence[float]] | None = None
 
     def __post_init__(self) -> None:
-        self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+        mean, std = self.normalisation or (self.dataset.mean, self.dataset.std)
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.clean = CleanLogits(self.test.x, self.logits)
 
     def test_at(self, positions: Positions) -> Split:
