@@ -2,7 +2,7 @@
 
 Contenders, interleaved (timing.interleaved), each over the same trained run folder (its eval/ files removed
 before every call) and the same corruption set (generated into the cache by an untimed first call):
-- engine: `runner.evaluate_run`, what `cutmix-bench run` executes, with the shared clean logits;
+- engine: `evaluating.evaluate_run`, what `cutmix-bench run` executes, with the shared clean logits;
 - before: the same with `share=False`, the engine before sharing (every evaluation forwards its clean images
   itself, FGSM computes one gradient per epsilon): the numbers are identical, only the work differs;
 - pure inference: a bare loop of `model(x)` under inference mode over as many images as the engine forwarded
@@ -34,7 +34,7 @@ import torch
 import yaml
 
 from cutmix_bench import components as components_module
-from cutmix_bench import runner
+from cutmix_bench import evaluating, executing
 from cutmix_bench.data.synthetic import Synthetic
 from cutmix_bench.provenance import INFO
 from cutmix_bench.rundir import RunDir, output_dir, suite_runs
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
             evaluation.run = labelled(label, evaluation.run, counted)
         data, cache = load_data(suite), opts.cache or output_dir(suite) / "cache"
         start = time.perf_counter()
-        runner.work(suite.model_copy(update={"evaluations": {"clean": {}}}).model_dump(), data=data)  # trains
+        executing.work(suite.model_copy(update={"evaluations": {"clean": {}}}).model_dump(), data=data)  # trains
         print(f"   trained in {time.perf_counter() - start:.1f} s", flush=True)
         torch.set_num_threads(opts.threads)  # the runner set the suite's
         run = suite_runs(suite)[0]
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[timing.Result]:
                 for stale in [*folder.path.glob("eval/*"), folder.path / "ood_scores.npz", folder.path / INFO]:
                     stale.unlink(missing_ok=True)
                 counted.rows.clear()
-                runner.evaluate_run(suite, run, data, torch.device("cpu"), folder, cache, share)
+                evaluating.evaluate_run(suite, run, data, torch.device("cpu"), folder, cache, share)
                 seconds["engine" if share else "before"].append(json.loads((folder.path / INFO).read_text())["seconds"])
                 rows["engine" if share else "before"] = Counter(counted.rows)
                 return opts.images

@@ -51,7 +51,7 @@ OVERRIDES = {
             "evaluations.ood.max_images=20"],
 }
 BENCH = {"gpu": ["--device", "cuda", "--repeats", "3"], "cpu": ["--device", "cpu", "--quick"]}
-# A run's phases start with these log lines of `runner.work` / `runner.evaluate_run`.
+# A run's phases start with these log lines of `executing.work` / `evaluating.evaluate_run`.
 PHASE = re.compile(r"(?:\[\d+/\d+\] (?P<run>\S+): training on)|(?:(?P<erun>\S+): evaluation (?P<evaluation>\w+))")
 STAMP = re.compile(r"^\[(?P<seconds>\d+\.\d+) s\] (?P<line>.*)$")
 

@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true",
                      help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
                           "report's path")
-    run.add_argument("--executor", choices=["local", "slurm"],
-                     help="where the runs execute (default: the suite's `executor.name`, else local): local = this "
+    run.add_argument("--executor", metavar="NAME",
+                     help="where the runs execute (default: the suite's `executor.name`, else local; a plug-in may "
+                          "register more): local = this "
                           "machine (--jobs at a time); slurm = one submitit job per run, resources from the suite's "
                           "`executor:` (docs/scaleout.md)")
     run.add_argument("--no-wait", action="store_true",
@@ -194,19 +195,17 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise BenchError("--set: only with a suite file; a results directory is reported as recorded")
         print(f"report: {report_from_dir(args.target)}")
         return 0
-    from .provenance import copy_to_results
+    from .finish import check_recorded, collect_results, finish_suite
     from .report import build_report
-    from .rundir import output_dir, suite_runs
-    from .runner import check_recorded, collect_results, write_results
+    from .rundir import ResultsDir, output_dir, suite_runs
     from .suite_file import load_suite
 
     suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)
     check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
     build_report(suite, collect_results(out, runs), out, {})  # bad run files fail here, before any rewrite
-    write_results(out, runs)
-    copy_to_results(out, runs, suite.model_dump(mode="json"), {})
-    print(f"report: {report_from_dir(out)}")
+    finish_suite(suite, out, runs, draw_inputs=False, unfinished=NOT_RUN)
+    print(f"report: {ResultsDir(out).report}")
     return 0
 
 
@@ -264,6 +263,9 @@ def floats(text: str, option: str) -> list[float]:
     except ValueError:
         raise BenchError(f"{option}: expected comma-separated numbers, e.g. 0.5071,0.4865,0.4409; got {text!r}") \
             from None
+
+
+NOT_RUN = "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -11,38 +11,23 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from scipy import stats
-
+from .aggregate import welch
 from .config import Suite
 from .errors import BenchError
 from .evaluations.tables import display_name, markdown_table, mean_std
 from .io import write_text
 from .provenance import read_json
+from .rundir import ResultsDir
 from .setups import TRAIN_KEYS
-from .summary import HEADLINES, headline_values
-
-
-def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:
-    """(mean(b) - mean(a), low, high) with Welch's 95% t interval; NaN bounds below 2 values a side or
-    without spread."""
-    delta = float(b.mean() - a.mean())
-    if min(len(a), len(b)) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
-        return delta, math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        interval = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
-    return delta, float(interval.low), float(interval.high)
+from .summary import headline_values, suite_headlines
 
 
 def describe(out: Path) -> str:
-    env = read_json(out / "environment.json", {})
-    suite = read_json(out / "suite.json", {})
+    env = read_json(ResultsDir(out).environment, {})
+    suite = read_json(ResultsDir(out).suite, {})
     model = suite.get("model", {})
     return (f"`{out}`: suite {suite.get('name', '?')}, dataset {suite.get('data', {}).get('name', '?')}, "
             f"model {model.get('name', '?')}, "
@@ -120,10 +105,11 @@ def compare_dirs(a: Path, b: Path, path: Path, allow_different: bool = False, fo
     if differing and not allow_different:
         raise BenchError(f"{a} and {b} were made with different setups ({'; '.join(differing)}); their numbers "
                          f"are not comparable as they stand; pass --allow-different to compare them anyway")
-    values_a, values_b = headline_values(results_a), headline_values(results_b)
+    headlines = suite_headlines(suite_a, suite_b)
+    values_a, values_b = headline_values(results_a, headlines), headline_values(results_b, headlines)
     methods = list(dict.fromkeys([*suite_a.methods, *suite_b.methods]))
     body = []
-    for headline in HEADLINES:
+    for headline in headlines:
         for method in methods:
             mine_a = values_a[(values_a["headline"] == headline.key) & (values_a["method"] == method)]["value"]
             mine_b = values_b[(values_b["headline"] == headline.key) & (values_b["method"] == method)]["value"]

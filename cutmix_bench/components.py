@@ -25,6 +25,7 @@ from .evaluations import EVALUATIONS, Evaluation
 from .methods import Method, create_method
 from .models import MODELS, create_model
 from .registry import check_kwargs
+from .rundir import RESERVED_LABELS
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ def components(suite: Suite) -> Components:
     return _BUILT[key]
 
 
+def check_evaluation_label(label: str) -> None:
+    """An evaluation label names its file in the run folder (eval/<label>.csv), so it follows the rule of method
+    labels and is none of the names the run folder keeps for itself (any case: some file systems ignore it)."""
+    check_name(label, "evaluations")
+    if label.lower() in RESERVED_LABELS:
+        raise BenchError(f"evaluations.{label}: the label {label!r} is reserved (the training rows use it); choose "
+                         f"another label, e.g. `{label}_eval: {{evaluation: ...}}`")
+
+
 def build(suite: Suite) -> Components:
     """Check the dataset's name and parameters (data is not loaded) and the model's (none is built), build the
     methods and evaluations."""
@@ -70,6 +80,7 @@ def build(suite: Suite) -> Components:
         methods[label] = create_method(name, f"methods.{label}", **params)
     evaluations = {}
     for label in suite.evaluations:
+        check_evaluation_label(label)
         name, params = suite.evaluation_spec(label)
         evaluations[label] = EVALUATIONS.create(name, f"evaluations.{label}", **params)
     if not suite.model.name.startswith(("timm:", "torchvision:")):

@@ -140,7 +140,7 @@ class ExecutorConfig(Strict):
     type: `slurm` on a cluster; tests set `local` (submitit's local executor: the same code path, the jobs as local
     processes). (submitit's `debug` type is not offered: it runs jobs inside the command and opens pdb on an error.)"""
 
-    name: Literal["local", "slurm"] = "local"
+    name: str = "local"  # a registered executor (executors.EXECUTORS: local, slurm, or a plug-in's)
     partition: str | None = None
     timeout_min: int = Field(1440, gt=0)
     gpus_per_run: int = Field(1, ge=0)

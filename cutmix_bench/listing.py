@@ -65,19 +65,24 @@ def build_listing(plugins: list[str]) -> str:
         factories = {name: registry.get(name) for name in registry.names()}
         shared = Counter(f.__module__ for f in factories.values())
         for name, factory in factories.items():
-            lines.append(f"  {name:<16} {describe(factory, shared[factory.__module__] > 1)}")
-            if getattr(factory, "reference", ""):  # a method's paper and official code, on its own line
-                lines.append(f"  {'':<16}   {factory.reference}")
+            about = registry.about(name)
+            own = shared[factory.__module__] > 1 or not factory.__module__.startswith(f"{__package__}.")
+            text = about.description or describe(factory, own)
+            lines.append(f"  {name:<16} {text if about.display == name else f'{about.display}: {text}'}")
+            reference = about.reference or getattr(factory, "reference", "")
+            if reference:  # a method's paper and official code, on its own line
+                lines.append(f"  {'':<16}   {reference}")
     lines.append("corruptions (Hendrycks & Dietterich, ICLR 2019):")
     for name, category in corruptions.CATEGORY.items():
         lines.append(f"  {name:<18} {category}{' (reported apart, never in the mCE)' if category == 'extra' else ''}")
     return "\n".join(lines) + "\n"
 
 
-def describe(factory: Any, shared_module: bool) -> str:
-    """First sentence of the component's module docstring (one component per module, citing its paper), or
-    of the factory's own docstring when several components share a module and it has one."""
-    own = factory.__doc__ if shared_module and factory.__doc__ else None
+def describe(factory: Any, own_first: bool) -> str:
+    """First sentence of the component's module docstring (one built-in component per module, citing its
+    paper), or of the factory's own (class) docstring, when it has one, for a component that shares its module
+    or comes from a plug-in."""
+    own = factory.__doc__ if own_first and factory.__doc__ else None
     doc = " ".join((own or sys.modules[factory.__module__].__doc__ or "").split("\n\n")[0].split())
     first = re.split(r"\.\s+(?=[A-Z`])", doc)[0].removesuffix(".")  # not at "et al. (2016)" or "Fig. 5a"
     return (first if len(first) <= 110 else first[:109] + "…") or "(no description)"

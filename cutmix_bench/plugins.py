@@ -19,7 +19,7 @@ import io
 import logging
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, packages_distributions, version
 from pathlib import Path
 from types import ModuleType
 
@@ -70,6 +70,23 @@ def plugin_spec(module: ModuleType) -> str:
     (or a script), else its name."""
     file_imported = module.__name__.startswith(FILE_MODULE_PREFIX) or module.__name__ == "__main__"
     return str(module.__file__) if file_imported else module.__name__
+
+
+def plugin_source(module: ModuleType) -> str:
+    """Where a plug-in's code came from, for the results: the installed distribution and its version, else its
+    file with the file's SHA-256 (first 12 hex digits), so a result names the code that produced it."""
+    top = module.__name__.split(".")[0]
+    distributions = packages_distributions().get(top, [])
+    if distributions and not module.__name__.startswith(FILE_MODULE_PREFIX):
+        return f"{distributions[0]} {version(distributions[0])}"
+    path = Path(str(module.__file__))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "unreadable"
+    return f"{path} (sha256 {digest})"
+
+
+def plugin_sources(specs: Sequence[str] = ()) -> dict[str, str]:
+    """Plug-in module (its spec) -> `plugin_source`, for every plug-in of `load_plugins(specs)`."""
+    return {plugin_spec(module): plugin_source(module) for module in load_plugins(specs)}
 
 
 def _guarded(what: str, load) -> ModuleType:

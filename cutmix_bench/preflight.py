@@ -1,21 +1,27 @@
-"""The checks a run makes before anything trains, shared by `run` and `run --dry-run` (which must refuse what
-`run` refuses): every recorded setup equals the requested one, every log a run would resume from is readable, the
-output folder is writable, and the loaded data fits the suite's parameters, methods and model. Lightning is not
-imported here (a dry run answers in seconds)."""
+"""Planning a suite's work before anything trains, shared by `run` and `run --dry-run` (which must refuse what
+`run` refuses): the output folder is writable, every recorded setup equals the requested one, every log a run
+would resume from is readable, the data fits the training, the evaluations (each checks its own parameters
+against the image side), the methods and the model; and how many workers to start. Lightning is not imported
+here (a dry run answers in seconds)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
+
+import torch
 
 from .components import components
 from .config import Suite
 from .data import Dataset, Split
 from .errors import BenchError
-from .rundir import Run, RunDir
+from .rundir import ResultsDir, Run, RunDir
 from .setups import differences, same_setup, training_setup
+
+log = logging.getLogger("cutmix_bench")
 
 
 def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
@@ -49,7 +55,7 @@ def check_no_orphan_results(out: Path) -> None:
     """A results folder whose results.csv names runs that have no folder under runs/ (a published copy, such as
     the committed results/cifar100-cpu, or a folder whose runs were deleted) would lose those rows when the
     suite rewrites results.csv and report.md: refuse it before anything is written."""
-    results = out / "results.csv"
+    results = ResultsDir(out).results
     try:
         with results.open(newline="") as handle:
             names = {row.get("run") or "" for row in csv.DictReader(handle)}
@@ -89,10 +95,11 @@ def check_data(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
         raise BenchError(f"train.batch_size: {suite.train.batch_size} is larger than the training set ({len(train)} "
                          f"images)")
     side = max(test.x.shape[1:3])
-    for label, params in suite.evaluations.items():
-        sizes = params.get("sizes")
-        if isinstance(sizes, list) and sizes and all(isinstance(s, int) for s in sizes) and max(sizes) > side:
-            raise BenchError(f"evaluations.{label}.sizes: {max(sizes)} is larger than the image side {side}")
+    for label, evaluation in components(suite).evaluations.items():
+        try:
+            evaluation.check_image_side(side)
+        except ValueError as exc:
+            raise BenchError(f"evaluations.{label}.{exc}") from None
 
 
 def check_methods(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
@@ -115,6 +122,20 @@ def inside(out: Path, path: Path) -> Path:
     if not path.resolve().is_relative_to(out.resolve()):
         raise BenchError(f"{path}: would be written outside the output folder {out}")
     return path
+
+
+def capped_jobs(jobs: int, pending: int, device: torch.device) -> int:
+    """More workers than runs to do, or than CPUs (GPUs), only add memory and contention: cap with a warning."""
+    if device.type == "cuda":
+        limit, unit = torch.cuda.device_count(), "GPU(s)"
+    else:
+        limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        unit = "CPU(s)"
+    capped = max(1, min(jobs, pending, limit))
+    if capped < jobs:
+        reason = "the runs left to do" if pending < limit else f"the {limit} {unit} available"
+        log.warning("--jobs %d: capped at %d, %s", jobs, capped, reason)
+    return capped
 
 
 def check_writable(out: Path, create: bool = True) -> None:

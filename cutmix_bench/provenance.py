@@ -3,8 +3,8 @@ commit, start time), per-run facts (images used, parameter count, wall time per 
 curves. The runner copies them into the results directory, so `cutmix-bench report RESULTS_DIR`
 rebuilds the report from that directory alone.
 
-Files of a results directory: suite.json (the validated suite), environment.json, runs.json
-(run -> info), curves.csv (every run's log.csv with run / method / seed), failures.json."""
+Files of a results directory (named in rundir.ResultsDir): suite.json (the validated suite), environment.json,
+runs.json (run -> info), curves.csv (every run's log.csv with run / method / seed), failures.json."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 
 from . import __version__
 from .io import write_csv, write_text
-from .rundir import Run, RunDir
+from .rundir import ResultsDir, Run, RunDir
 
 INFO = "info.json"  # per run folder
 
@@ -54,10 +54,13 @@ def git_commit() -> str:
     return f"{commit}{' + local changes' if dirty else ''}"
 
 
-def environment(device: torch.device) -> dict[str, str]:
+def environment(device: torch.device, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    """The machine, versions and command of this run; `plugins`: each plug-in module -> its source
+    (plugins.plugin_source), recorded only when there are any."""
     import pytorch_lightning
 
-    return {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    recorded = {"plugins": plugins} if plugins else {}
+    return {**recorded, "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "device": device_name(device), "torch": torch.__version__, "lightning": pytorch_lightning.__version__,
             "cuda": torch.version.cuda or "none (CPU build)", "python": platform.python_version(),
             "cutmix_bench": __version__, "commit": git_commit(), "host": platform.node(), "command": command()}
@@ -84,14 +87,15 @@ def copy_to_results(out: Path, runs: list[Run], suite_dump: dict, failures: dict
     finished = [r for r in runs if folders[r.name].is_done()]
     infos = {r.name: json.loads((folders[r.name].path / INFO).read_text()) for r in finished
              if (folders[r.name].path / INFO).is_file()}
-    write_text(out / "suite.json", json.dumps(suite_dump, indent=1) + "\n")  # unsorted: methods keep their order
-    write_text(out / "runs.json", json.dumps(infos, indent=1, sort_keys=True) + "\n")
-    write_text(out / "failures.json", json.dumps(failures, indent=1, sort_keys=True) + "\n")
+    files = ResultsDir(out)
+    write_text(files.suite, json.dumps(suite_dump, indent=1) + "\n")  # unsorted: methods keep their order
+    write_text(files.runs_info, json.dumps(infos, indent=1, sort_keys=True) + "\n")
+    write_text(files.failures, json.dumps(failures, indent=1, sort_keys=True) + "\n")
     curves = [pd.read_csv(folders[r.name].log).assign(run=r.name, method=r.method, seed=r.seed)
               for r in finished if folders[r.name].log.is_file()]
     if curves:
         frame = pd.concat(curves, ignore_index=True)
-        write_csv(out / "curves.csv", frame[["run", "method", "seed", *[c for c in frame if c not in
+        write_csv(files.curves, frame[["run", "method", "seed", *[c for c in frame if c not in
                                                                          ("run", "method", "seed")]]])
 
 

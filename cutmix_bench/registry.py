@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .errors import BenchError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class About:
+    """What `list` and the report show of a component, declared at registration: `display` (default: the
+    name), `description` and `reference` (default: None, then `list` reads the docstrings and the factory's
+    `reference` attribute)."""
+
+    display: str
+    description: str | None = None
+    reference: str | None = None
 
 
 class Registry(Generic[T]):
@@ -17,15 +29,23 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
+        self._about: dict[str, About] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, *, display: str | None = None, description: str | None = None,
+                 reference: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._factories[name] = factory
+            self._about[name] = About(display or name, description, reference)
             return factory
 
         return decorator
+
+    def about(self, name: str) -> About:
+        """What registration declared about `name` (its display name, description, reference)."""
+        self.get(name)
+        return self._about[name]
 
     def names(self) -> list[str]:
         return sorted(self._factories)

@@ -16,14 +16,15 @@ import pandas as pd
 
 from .config import Reference, Suite
 from .errors import BenchError
+from .evaluations import Evaluation, ReportContext, evaluation_types
 from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
 from .io import write_text
 from .provenance import read_json
+from .rundir import TRAIN, ResultsDir
 
 MISSING = "missing"
 # a reference metric -> the summary row it joins
 PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece", "auroc_near": "auroc_near", "auroc_far": "auroc_far"}
-FINDINGS = "findings.md"  # optional, beside results.csv: the reader's interpretation, placed after the summary
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def recorded_setup(suite: Suite, out_dir: Path) -> tuple[dict[str, Any], str]:
     it, else the suite's; with a note on where it came from."""
     from_suite = {"data": suite.data.model_dump(mode="json"), "model": suite.model.model_dump(mode="json"),
                   "train": suite.train.model_dump(mode="json")}
-    setups = read_json(out_dir / "setups.json", {})
+    setups = read_json(ResultsDir(out_dir).setups, {})
     parsed = [json.loads(s) if isinstance(s, str) else s for s in setups.values()]
     shared = {json.dumps({k: s.get(k) for k in ("data", "model", "train")}, sort_keys=True) for s in parsed}
     if len(shared) == 1:
@@ -54,8 +55,8 @@ def _minutes(seconds: float) -> str:
 
 def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
     setup, source = recorded_setup(suite, out_dir)
-    env = read_json(out_dir / "environment.json", {})
-    infos = read_json(out_dir / "runs.json", {})
+    env = read_json(ResultsDir(out_dir).environment, {})
+    infos = read_json(ResultsDir(out_dir).runs_info, {})
     data, model, train = setup["data"], setup["model"], setup.get("train") or {}
     sizes = {(i.get("train_images", 0), i["test_images"]) for i in infos.values() if "test_images" in i}
     used = ("; used " + "; ".join(f"{a:,} train / {b:,} test images" if a else f"{b:,} test images (evaluated "
@@ -87,6 +88,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
+        *([("Plug-ins", "; ".join(f"`{m}`: {s}" for m, s in env["plugins"].items()))] if env.get("plugins") else []),
         ("Command", f"`{env['command']}`" if env.get("command") else "not recorded"),
         ("Started", env.get("started", "not recorded")),
         ("Wall time", wall_times(infos, list(suite.evaluations))),
@@ -104,10 +106,10 @@ def all_evaluated(suite: Suite) -> bool:
 def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:
     """Total wall time per phase over the runs that recorded it (mean per run in brackets)."""
     parts = []
-    for phase in ["train", *evaluations]:
+    for phase in [TRAIN, *evaluations]:
         seconds = [i["seconds"][phase] for i in infos.values() if phase in i.get("seconds", {})]
         if seconds:
-            label = "training" if phase == "train" else phase
+            label = "training" if phase == TRAIN else phase
             parts.append(f"{label} {_minutes(sum(seconds))} ({_minutes(sum(seconds) / len(seconds))} per run)")
     return "; ".join(parts) or "not recorded"
 
@@ -129,18 +131,20 @@ def format_difference(diff: Any) -> str:
 
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
+    from .aggregate import paired_difference
     from .evaluations.figures import summary_bars
-    from .summary import HEADLINES, difference, headline_values, pairwise
+    from .summary import headline_values, pairwise, suite_headlines
 
-    values = headline_values(results)
+    headlines = suite_headlines(suite)
+    values = headline_values(results, headlines)
     evaluated = set(results["evaluation"])
     status = {h.key: ("not in suite" if h.evaluation not in suite.evaluations else
                       f"{MISSING} (no rows)" if h.evaluation not in evaluated else
-                      f"{MISSING} (metric not produced)") for h in HEADLINES}
+                      f"{MISSING} (metric not produced)") for h in headlines}
     body, diffs_body, tests = [], [], set()
     base = baseline_of(methods)
     others = [m for m in methods if m != base]
-    for h in HEADLINES:
+    for h in headlines:
         mine = values[values["headline"] == h.key]
         label = f"{h.label} {h.arrow}"
         if mine.empty:
@@ -152,7 +156,7 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
         body += published_rows(suite.reference, h.key, h.label, methods)
         row = [label]
         for m in others:
-            diff = difference(mine[mine["method"] == m], mine[mine["method"] == base])
+            diff = paired_difference(mine[mine["method"] == m], mine[mine["method"] == base])
             tests.add(diff.test)
             row.append(format_difference(diff))
         diffs_body.append(row)
@@ -178,9 +182,9 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
                   f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
                   markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
     if len(others) >= 2 and len(values):
-        parts.append(pairs_section(pairwise(values, methods), HEADLINES, methods, out_dir))
+        parts.append(pairs_section(pairwise(values, methods), headlines, methods, out_dir))
     if len(values):
-        parts.append(summary_bars(values, HEADLINES, methods, out_dir / "figures") + "\n")
+        parts.append(summary_bars(values, headlines, methods, ResultsDir(out_dir).figures) + "\n")
     return "\n".join(parts)
 
 
@@ -229,13 +233,13 @@ def figures_section(methods: list[str], out_dir: Path) -> str:
     from .evaluations.figures import training_curves
 
     parts = []
-    curves_file = out_dir / "curves.csv"
+    curves_file = ResultsDir(out_dir).curves
     if curves_file.is_file():
         curves = pd.read_csv(curves_file)
-        link = training_curves(curves, methods, out_dir / "figures")
+        link = training_curves(curves, methods, ResultsDir(out_dir).figures)
         parts.append("Train loss (on the mixed targets) and test accuracy per epoch; mean over seeds, ± std "
                      f"shaded. Data: [curves.csv](curves.csv).\n\n{link}")
-    if (out_dir / "figures" / "training_inputs.png").is_file():
+    if (ResultsDir(out_dir).figures / "training_inputs.png").is_file():
         parts.append("What each method feeds the model: the same training images through every method, with "
                      "the label weights of the mixed target under each image.\n\n"
                      "![training inputs](figures/training_inputs.png)")
@@ -257,12 +261,12 @@ def published_rows(reference: Reference | None, headline: str, label: str, metho
     return [[f"{label}, published", *cells]]
 
 
-def main_table(results: pd.DataFrame, methods: list[str], reference: Reference | None = None) -> str:
-    """Clean error, calibration and training time per method; a "published" column beside each metric the
-    suite's `reference:` reports."""
-    clean = results[results["evaluation"].isin(["clean", "train"])]
-    columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓",
-               "train_minutes": "Train time (min)"}
+def main_table(results: pd.DataFrame, methods: list[str], label: str | None, columns: dict[str, str],
+               reference: Reference | None = None) -> str:
+    """The main-table columns of evaluation `label` (clean error and calibration) and training time per method;
+    a "published" column beside each metric the suite's `reference:` reports."""
+    clean = results[results["evaluation"].isin([label, TRAIN])]
+    columns = {**columns, "train_minutes": "Train time (min)"}
     note = sampling_note(clean[clean["metric"].isin(["top1_err", "top5_err"])])
     notes = [f"Error rates: {note}"] if note else []
     if reference is not None:
@@ -292,15 +296,14 @@ def check_one_setup(results: pd.DataFrame) -> None:
 
 def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: dict[str, str]) -> Path:
     """Write `report.md` (and figures) for the rows in `results`; return its path."""
-    from .evaluations import EVALUATIONS, ReportContext
 
     check_one_setup(results)
     methods = [m for m in suite.methods if m in set(results.get("method", []))]
-    ctx = ReportContext(out_dir=out_dir, figures_dir=out_dir / "figures", methods=methods)
+    ctx = ReportContext(out_dir=out_dir, figures_dir=ResultsDir(out_dir).figures, methods=methods)
     parts = [header(suite, results, out_dir)]
     if methods:
         parts.append(summary_section(suite, results, methods, out_dir))
-    findings = out_dir / FINDINGS
+    findings = ResultsDir(out_dir).findings  # optional: the reader's interpretation, placed after the summary
     if findings.is_file():  # written by a person from the numbers; kept verbatim through every rebuild
         parts.append(findings.read_text(encoding="utf-8").rstrip("\n") + "\n")
     if failures:
@@ -308,34 +311,43 @@ def build_report(suite: Suite, results: pd.DataFrame, out_dir: Path, failures: d
         parts.append(f"## Failed or unfinished runs\n\nThese runs are missing from the tables:\n\n{lines}\n")
     if methods:
         parts.append(figures_section(methods, out_dir))
-        parts.append(f"## Clean test set\n\n{main_table(results, methods, suite.reference)}\n")
-        for label in suite.evaluations:
-            name = suite.evaluation_spec(label)[0]
-            if name == "clean":
+        types = evaluation_types(suite)
+        main = [label for label, evaluation in types.items() if evaluation.main_columns]
+        for label in main:
+            table = main_table(results, methods, label, types[label].main_columns, suite.reference)
+            parts.append(f"## {section_title(suite, label, types[label])}\n\n{table}\n")
+        if not main:
+            parts.append(f"## Training time\n\n{main_table(results, methods, None, {})}\n")
+        for label, evaluation in types.items():
+            if label in main:
                 continue
-            evaluation = EVALUATIONS.get(name)
             rows = results[results["evaluation"] == label]
             section = evaluation.report(rows, ctx) if len(rows) else "Not evaluated: no finished run has rows."
             if section:
-                title = evaluation.title if label == name else f"{evaluation.title} (`{label}`)"
-                parts.append(f"## {title}\n\n{section}\n")
-    path = out_dir / "report.md"
+                parts.append(f"## {section_title(suite, label, evaluation)}\n\n{section}\n")
+    path = ResultsDir(out_dir).report
     write_text(path, "\n".join(p for p in parts if p))
     return path
 
 
+def section_title(suite: Suite, label: str, evaluation: type[Evaluation]) -> str:
+    """The evaluation's title, with the label when it runs under another name than its own."""
+    return evaluation.title if label == suite.evaluation_spec(label)[0] else f"{evaluation.title} (`{label}`)"
+
+
 def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]]:
     """The suite, results table and failures that a results directory recorded."""
-    for name in ("results.csv", "suite.json"):
-        if not (out_dir / name).is_file():
-            raise BenchError(f"{out_dir}: not a results directory (no {name}); expected the output_dir of a run "
+    files = ResultsDir(out_dir)
+    for path in (files.results, files.suite):
+        if not path.is_file():
+            raise BenchError(f"{out_dir}: not a results directory (no {path.name}); expected the output_dir of a run "
                              f"made by this version")
     try:
-        suite = Suite.model_validate(json.loads((out_dir / "suite.json").read_text()))
+        suite = Suite.model_validate(json.loads(files.suite.read_text()))
     except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError and ValidationError are ValueErrors
-        raise BenchError(f"{out_dir / 'suite.json'}: damaged suite record ({type(exc).__name__}); expected the "
+        raise BenchError(f"{files.suite}: damaged suite record ({type(exc).__name__}); expected the "
                          f"suite.json a run wrote") from None
-    path = out_dir / "results.csv"
+    path = files.results
     try:
         results = pd.read_csv(path)
     except Exception as exc:  # pandas raises several types (parser, decode, empty) for one meaning
@@ -345,7 +357,7 @@ def load_results_dir(out_dir: Path) -> tuple[Suite, pd.DataFrame, dict[str, str]
     if missing or not (results.empty or pd.api.types.is_numeric_dtype(results["value"])):
         what = f"missing column(s) {', '.join(missing)}" if missing else "non-numeric values in column value"
         raise BenchError(f"{path}: damaged results table ({what}); rebuild it with `cutmix-bench report SUITE`")
-    return suite, results, read_json(out_dir / "failures.json", {})
+    return suite, results, read_json(files.failures, {})
 
 
 def report_from_dir(out_dir: Path) -> Path:

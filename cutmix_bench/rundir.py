@@ -1,6 +1,10 @@
-"""The layout of a results directory in one place: `<output_dir>/runs/<method label>-s<seed>/` per run, and
-the files that hold a run's state. Code that reads or writes a run folder names its files through `RunDir`,
-never as string literals.
+"""The layout of a results directory in one place: `<output_dir>/runs/<method label>-s<seed>/` per run, the
+files that hold a run's state, and the files the end of a suite writes beside them. Code that reads or writes a
+results directory names its files through `ResultsDir` and `RunDir`, never as string literals.
+
+A results directory holds results.csv (the finished runs' rows), setups.json (setup hash -> setup), suite.json,
+environment.json, runs.json (run -> info.json), curves.csv, failures.json, report.md (with figures/ and
+tables/), an optional findings.md written by a person, and cache/ (shared by the runs).
 
 A run folder holds config.yaml (the resolved suite), setup.json (what decides the trained model), last.ckpt,
 log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
@@ -19,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Suite
+
+TRAIN = "train"  # the training rows' label: their file eval/train.csv and results.csv's `evaluation` column
+RESERVED_LABELS = (TRAIN,)  # no evaluation may run under these labels: its rows would be the training rows
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class RunDir:
     failed = property(lambda self: self.path / "FAILED")
     state = property(lambda self: self.path / "state.json")
     evaluated = property(lambda self: self.path / "evaluated.json")  # `cutmix-bench evaluate`: the model's file
-    train_rows = property(lambda self: self.eval_file("train"))
+    train_rows = property(lambda self: self.eval_file(TRAIN))
     lightning_logs = property(lambda self: self.path / "lightning")
     tensorboard_logs = property(lambda self: self.path / "tensorboard")
 
@@ -86,6 +93,10 @@ class RunDir:
         """DONE and scored by every evaluation asked for: an evaluation added to the suite later is run on
         the finished model without retraining it."""
         return self.is_done() and not self.missing(evaluations)
+
+    def has_failed(self) -> bool:
+        """Its last attempt failed (FAILED) and it did not finish since."""
+        return self.failed.exists() and not self.is_done()
 
     def failure(self) -> str:
         """The first line of the FAILED file (which a full disk may have left empty or unreadable)."""
@@ -110,3 +121,40 @@ class RunDir:
                 yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class ResultsDir:
+    """A results directory (`output_dir`): its run folders and the files of the whole suite."""
+
+    path: Path
+
+    results = property(lambda self: self.path / "results.csv")
+    setups = property(lambda self: self.path / "setups.json")
+    suite = property(lambda self: self.path / "suite.json")
+    environment = property(lambda self: self.path / "environment.json")
+    runs_info = property(lambda self: self.path / "runs.json")
+    curves = property(lambda self: self.path / "curves.csv")
+    failures = property(lambda self: self.path / "failures.json")
+    report = property(lambda self: self.path / "report.md")
+    findings = property(lambda self: self.path / "findings.md")
+    figures = property(lambda self: self.path / "figures")
+    cache = property(lambda self: self.path / "cache")
+
+    def run(self, run: Run) -> RunDir:
+        return RunDir.of(self.path, run)
+
+    def failed_runs(self, runs: Iterable[Run], known: dict[str, str] | None = None,
+                    unfinished: str = "not finished") -> dict[str, str]:
+        """Run name -> why it is missing from the tables: the error of its FAILED file, else the message in
+        `known` (failures no FAILED file records, jobs in flight), else `unfinished`, for every run not done."""
+        out = {}
+        for run in runs:
+            folder = self.run(run)
+            if folder.has_failed():
+                out[run.name] = folder.failure()
+            elif known and run.name in known:
+                out[run.name] = known[run.name]
+            elif not folder.is_done():
+                out[run.name] = unfinished
+        return out

@@ -1,6 +1,6 @@
 """Bring your own model: score networks trained elsewhere (or runs of this tool) with a suite's evaluations, through
-the run's own evaluation path (`runner.score_model`, `finish_run`, `write_results`, the report), each model a row
-label beside the methods of results.csv, so `report` and `compare` read it unchanged.
+the run's own evaluation path (`evaluating.score_model`, `executing.finish_run`, `finish.write_results`, the report),
+each model a row label beside the methods of results.csv, so `report` and `compare` read it unchanged.
 
 A model is given as a run folder of this tool, a checkpoint of a registered or `timm:` model in one of the formats
 of `checkpoints`, a TorchScript or `torch.export` file, or (Python API) a module in memory. Its normalisation and
@@ -32,22 +32,16 @@ from .checkpoints import NORMALISATIONS, Normalisation, get_format, load_weights
 from .config import NAME, NAME_RULE, Reference, Suite, apply_override
 from .data import Dataset, Split
 from .errors import BenchError
+from .evaluating import is_program, prepared, score_model, trained_model
+from .executing import finish_run
+from .finish import write_results
 from .io import write_text
 from .models import create_model
 from .plugins import load_plugins
+from .preflight import check_data, check_writable
 from .provenance import copy_to_results, environment, record
 from .report import report_from_dir
 from .rundir import Run, RunDir
-from .runner import (
-    check_data,
-    check_writable,
-    finish_run,
-    is_program,
-    prepared,
-    score_model,
-    trained_model,
-    write_results,
-)
 from .suite_data import load_data, select_device
 from .suite_file import read_suite, validate
 
@@ -322,7 +316,7 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
 
 
 def check_data_for_evaluation(suite: Suite, data: tuple[Dataset, Split, Split]) -> None:
-    """`runner.check_data` less the training split's batch-size check (nothing trains here)."""
+    """`preflight.check_data` less the training split's batch-size check (nothing trains here)."""
     check_data(suite.model_copy(update={"train": suite.train.model_copy(update={"batch_size": 1})}), data)
 
 

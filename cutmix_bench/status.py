@@ -22,7 +22,7 @@ def run_status(suite: Suite, folder: RunDir) -> dict[str, str]:
            "epoch": last_epoch(folder, suite.train.epochs), "note": ""}
     if folder.finished(suite.evaluations):
         row["state"] = "done"
-    elif folder.failed.exists() and not folder.is_done():
+    elif folder.has_failed():
         row["state"], row["note"] = "failed", folder.failure()
     elif state.get("state") in ACTIVE:
         alive = job_alive(state)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from .checks import check_input_file
 from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
+from .executors import EXECUTORS
 from .plugins import load_plugins, resolve_plugin_files
 
 
@@ -64,4 +65,5 @@ def validate(raw: dict[str, Any], source: str = "suite", build: bool = True) -> 
     from .components import components  # torch: imported only when the components are built
 
     components(suite)  # built once here: that is the check, and the runner uses them
+    EXECUTORS.get(suite.executor.name, "executor.name")
     return suite

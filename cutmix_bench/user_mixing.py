@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from torch.utils.data import default_collate, get_worker_info
 
 from .methods import Method, create_method
+from .methods.base import has_own_loss
 from .training.module import mixing_rng
 
 
 def build(method: str | Method, params: dict[str, Any]) -> Method:
     method = create_method(method, "method", **params) if isinstance(method, str) else method
     if not method.input_space:
-        why = "has its own loss" if hasattr(method, "loss") else \
+        why = "has its own loss" if has_own_loss(method) else \
             "needs the model (it mixes hidden features or uses its saliency)"
         raise ValueError(f"{type(method).__name__} {why}: use it through cutmix-bench's runner (Classifier), "
                          f"not a callback or collate_fn")

@@ -6,6 +6,7 @@ to register them."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cutmix_bench"
@@ -13,16 +14,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cutmix_bench"
 # cutmix_bench ("" = the package face, cutmix_bench/__init__.py). The same table is drawn in docs/ARCHITECTURE.md.
 LAYERS = [
     ("errors",),
-    ("io", "faults", "intervals", "registry", "checks", "plugins", "logs"),
+    ("io", "faults", "intervals", "registry", "checks", "plugins", "logs", "aggregate"),
     ("config",),
     ("rundir",),
     ("data", "models", "methods", "corruptions", "robustness"),
     ("ood", "cifar_c"),
     ("evaluations",),
     ("components", "training", "user_mixing", "checkpoints"),
-    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress",
-     "preflight"),
-    ("runner", "plan", "compare", "scoring"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
+    ("runner", "plan", "compare", "scoring", "preflight", "executing", "evaluating", "finish"),
     ("cli", "listing", "__main__", ""),
 ]
 
@@ -183,3 +183,15 @@ def test_components_are_built_once_per_suite(tmp_path: Path, monkeypatch) -> Non
     assert failures == {}
     assert [b for b in built if b[0] not in ("dataset", "model", "factory")] == expected
     assert built.count(("factory", "model")) == 5  # 2 runs x (train, evaluate), once for the checks before runs
+
+
+def test_aggregation_over_runs_lives_in_one_module() -> None:
+    """Mean / std over seeds and the t intervals of differences are computed in aggregate.py only: the tables,
+    the summary, the figures and compare call it, so changing the aggregation is changing that file."""
+    # calls, not the report text that names them
+    pattern = re.compile(r"(?<!scipy\.)stats\.ttest_\w+\(|\.std\(|\.agg\(|ddof=")
+    readers = ["summary.py", "report.py", "compare.py", "evaluations/tables.py", "evaluations/figures.py",
+               "evaluations/corruptions.py"]
+    offenders = {name: pattern.findall((PACKAGE / name).read_text()) for name in readers}
+    assert {name: found for name, found in offenders.items() if found} == {}
+    assert pattern.search((PACKAGE / "aggregate.py").read_text())  # the check reads real source

@@ -606,7 +606,7 @@ def test_report_refuses_a_row_of_mixed_setups() -> None:
 def test_jobs_above_the_runs_and_cpus_are_capped(bench: Bench, caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
-    from cutmix_bench.runner import capped_jobs
+    from cutmix_bench.preflight import capped_jobs
 
     cpus = len(__import__("os").sched_getaffinity(0))
     assert capped_jobs(cpus + 10, 100, torch.device("cpu")) == cpus

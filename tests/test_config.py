@@ -140,6 +140,20 @@ def test_invalid_suite_gives_one_error_naming_the_key(tmp_path: Path, key: str, 
     assert expected in message
 
 
+@pytest.mark.parametrize("label", ["train", "Train"])
+def test_an_evaluation_label_the_training_rows_use_is_refused(tmp_path: Path, label: str) -> None:
+    """eval/train.csv holds the training rows: an evaluation labelled `train` would never run (its file exists
+    once the model is trained) and its rows would be read as training rows."""
+    message = error_of(write_suite(tmp_path, with_change("evaluations", {"clean": {}, label: {"evaluation": "clean"}})))
+    assert f"evaluations.{label}" in message and "reserved" in message
+
+
+@pytest.mark.parametrize("label", ["../clean", "a/b", ".hidden", "x" * 65])
+def test_evaluation_labels_are_checked_like_method_labels(tmp_path: Path, label: str) -> None:
+    message = error_of(write_suite(tmp_path, with_change("evaluations", {label: {"evaluation": "clean"}})))
+    assert message.startswith("evaluations: ") and "is not a valid name" in message
+
+
 @pytest.mark.parametrize("key,value,word", [
     ("methods.cutmix", {"alpha": 0.0}, "alpha"), ("methods.mixup", {"alpha": -1.0}, "alpha"),
     ("methods.cutmix", {"prob": 1.5}, "prob"), ("methods.cutout", {"size": 0}, "size"),

@@ -16,9 +16,9 @@ from torch import nn
 
 from cutmix_bench.data import Split
 from cutmix_bench.errors import BenchError
+from cutmix_bench.executing import execute_run
 from cutmix_bench.models import MODELS
 from cutmix_bench.rundir import Run, RunDir
-from cutmix_bench.runner import execute_run
 from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import validate
 from cutmix_bench.training.loader import BatchLoader

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cutmix_bench import components as components_module
-from cutmix_bench import runner
+from cutmix_bench import evaluating, runner
 from cutmix_bench.evaluations import EvalContext
 from cutmix_bench.evaluations.engine import CleanLogits, union
 from cutmix_bench.models import create_model
@@ -70,7 +70,7 @@ def evaluate(trained: tuple[Path, object], name: str, share: bool, monkeypatch: 
     monkeypatch.setattr(components_module, "create_model", counted)  # the factory the runner calls
     torch.set_num_threads(1)
     run = suite_runs(suite)[0]
-    runner.evaluate_run(suite, run, load_data(suite), torch.device("cpu"), folder, tmp / name / "cache", share)
+    evaluating.evaluate_run(suite, run, load_data(suite), torch.device("cpu"), folder, tmp / name / "cache", share)
     return folder, seen
 
 

@@ -321,7 +321,7 @@ def test_the_training_inputs_figure_shows_augmix_and_leaves_out_the_methods_that
         tmp_path: Path) -> None:
     from PIL import Image as PILImage
 
-    from cutmix_bench.runner import draw_training_inputs
+    from cutmix_bench.finish import draw_training_inputs
 
     suite = validate({
         "name": "figure",

@@ -14,8 +14,10 @@ from cutmix_bench.errors import BenchError
 from cutmix_bench.methods import create_method
 from cutmix_bench.methods.hidden import stage_ends
 from cutmix_bench.models import create_model
-from cutmix_bench.runner import Run, load_data, train_run
+from cutmix_bench.rundir import Run
+from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import validate
+from cutmix_bench.training import train_run
 
 # Small members of every family, on small images: the test is about where the hook mixes, not about size.
 MODELS = [("resnet8", {"width": 4}, 16), ("preact_resnet18", {}, 8), ("wide_resnet", {"depth": 10, "width": 1}, 16),

@@ -4,6 +4,8 @@ import them too), plus evaluation labels and the one-line errors of a broken plu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -53,7 +55,7 @@ def user_mlp(num_classes: int, hidden: int = 32) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
-@METHODS.register("user_halfmix")
+@METHODS.register("user_halfmix", display="HalfMix", reference="A user, 2026 (no code)")
 class HalfMix(Method):
     """Mixup with lam fixed at `lam`."""
 
@@ -173,6 +175,11 @@ def test_list_shows_a_plugin_given_on_the_command_line(user_repo: Path) -> None:
     result = cli("list", "--plugin", "my_plugins.py", cwd=user_repo)
     assert result.returncode == 0, result.stderr
     assert "user_halfmix" in result.stdout and "user_mlp" in result.stdout and "user_stripes" in result.stdout
+    # declared at registration: display name and reference; the description is the class docstring by default
+    lines = result.stdout.splitlines()
+    at = lines.index("  user_halfmix     HalfMix: Mixup with lam fixed at `lam`")
+    assert lines[at + 1].strip() == "A user, 2026 (no code)"
+    assert "  user_stripes     Class k = horizontal stripes of period k + 2, plus noise" in lines
     assert "  user_invert        extra (reported apart, never in the mCE)" in result.stdout  # after the built-ins
     assert result.stdout.index("saturate") < result.stdout.index("user_invert")
 
@@ -189,3 +196,68 @@ def test_a_broken_plugin_is_one_error_line(user_repo: Path, plugin: str, expecte
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cutmix-bench: error:") and expected in lines[0], result.stderr
     assert not (user_repo / "out").exists()
+
+
+EXECUTOR_PLUGIN = '''
+"""A user's executor: the pending runs in this process, one after another, their names written down."""
+from cutmix_bench.executors import EXECUTORS
+
+
+@EXECUTORS.register("inline_log")
+class InlineLog:
+    local = True
+
+    def __init__(self, config):
+        self.config = config
+
+    def execute(self, suite, out, pending, work, jobs, data, wait):
+        (out / "inline_log.txt").write_text("".join(f"{name}\\n" for name in pending))
+        return work(suite.model_dump(), data=data), {}
+'''
+SMOKE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
+
+
+def test_a_plugin_executor_runs_the_smoke_suite(tmp_path: Path) -> None:
+    """Executors are a registry a plug-in extends: the smoke suite (1 epoch, 1 seed, small data and evaluations
+    to stay fast) runs through a plug-in executor, which receives every run and the runner's `work`."""
+    (tmp_path / "my_executor.py").write_text(EXECUTOR_PLUGIN)
+    small = ["--set", "train.epochs=1", "--set", "seeds=[0]", "--set", "data.params.train_size=128",
+             "--set", "data.params.test_size=64", "--set", "evaluations={clean: {}, occlusion: {sizes: [0, 16]}}",
+             "--set", "output_dir=out", "--set", "plugins=[my_executor.py]"]
+    result = cli("run", str(SMOKE), "--executor", "inline_log", *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = ["baseline-s0", "cutout-s0", "mixup-s0", "cutmix-s0"]
+    assert (tmp_path / "out" / "inline_log.txt").read_text().split() == runs
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(dict.fromkeys(rows["run"])) == runs and set(rows["evaluation"]) == {"train", "clean", "occlusion"}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed or unfinished runs" not in report
+    plugin = (tmp_path / "my_executor.py").resolve()  # its source is recorded: the file and its content's hash
+    source = f"{plugin} (sha256 {hashlib.sha256(plugin.read_bytes()).hexdigest()[:12]})"
+    assert json.loads((tmp_path / "out" / "environment.json").read_text())["plugins"] == {str(plugin): source}
+    assert re.search(rf"^\| \*\*Plug-ins\*\* +\| `{re.escape(str(plugin))}`: {re.escape(source)} +\|$", report, re.M)
+
+    unknown = cli("run", str(SMOKE), "--executor", "nowhere", *small, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == ("cutmix-bench: error: executor.name: unknown executor 'nowhere'; expected one "
+                                      "of inline_log, local, slurm")
+
+
+def test_a_plugin_from_an_installed_distribution_records_its_name_and_version() -> None:
+    import importlib
+    from importlib.metadata import version
+
+    from cutmix_bench.plugins import plugin_source
+
+    assert plugin_source(importlib.import_module("yaml")) == f"PyYAML {version('PyYAML')}"
+
+
+def test_the_report_shows_a_method_label_by_its_registered_display_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cutmix_bench.evaluations.tables import display_name
+    from cutmix_bench.methods import METHODS
+    from cutmix_bench.registry import About
+
+    monkeypatch.setitem(METHODS._factories, "user_x", object)  # as a plug-in's registration leaves them
+    monkeypatch.setitem(METHODS._about, "user_x", About("User X"))
+    assert display_name("user_x") == "User X" and display_name("cutmix") == "CutMix"
+    assert display_name("a_label_of_my_own") == "a_label_of_my_own"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,7 @@ def test_report_of_a_non_results_dir_is_one_error(tmp_path: Path, missing: str, 
 def test_ood_headline_prefers_the_recorded_group_mean(tmp_path: Path) -> None:
     """One seed: the near AUROC is the evaluation's `mean_auroc` row with its own (bootstrap) interval, not
     a recomputation from the per-set rows; without that row, the per-set rows are averaged per run."""
+    from cutmix_bench.evaluations.ood import OOD
     from cutmix_bench.summary import headline_values
 
     rows = []
@@ -165,9 +167,10 @@ def test_ood_headline_prefers_the_recorded_group_mean(tmp_path: Path) -> None:
         rows.append({**base, "metric": "mean_auroc", "subset": "near", "group": "near", "value": 75.0 + shift,
                      "n": 1000, "ci_low": 74.0 + shift, "ci_high": 76.5 + shift})
     frame = pd.DataFrame(rows)
-    near = headline_values(frame).query("headline == 'auroc_near'").set_index("method")
+    headlines = [replace(h, evaluation="ood") for h in OOD.headlines]
+    near = headline_values(frame, headlines).query("headline == 'auroc_near'").set_index("method")
     assert near.loc["cutmix", "value"] == 79.0 and near.loc["cutmix", "half"] == 1.25
-    per_set = headline_values(frame[frame["metric"] != "mean_auroc"]).query("headline == 'auroc_near'")
+    per_set = headline_values(frame[frame["metric"] != "mean_auroc"], headlines).query("headline == 'auroc_near'")
     assert per_set.set_index("method").loc["cutmix", "half"] == pytest.approx(math.sqrt(2 * 3 ** 2) / 2)
 
 
@@ -271,7 +274,7 @@ def test_every_pair_is_tested_and_holm_adjusted_per_metric(tmp_path: Path) -> No
 
 
 def test_one_seed_pairs_use_the_normal_p_value_of_the_per_image_interval(tmp_path: Path) -> None:
-    from cutmix_bench.summary import difference
+    from cutmix_bench.aggregate import paired_difference as difference
 
     mine = pd.DataFrame({"seed": [0], "value": [18.0], "half": [2.5]})
     base = pd.DataFrame({"seed": [0], "value": [25.0], "half": [2.5]})
@@ -279,3 +282,34 @@ def test_one_seed_pairs_use_the_normal_p_value_of_the_per_image_interval(tmp_pat
     se = math.sqrt(2 * 2.5 ** 2) / stats.norm.ppf(0.975)
     assert diff.test == "per-image" and diff.p == pytest.approx(2 * stats.norm.cdf(-7.0 / se), rel=1e-12)
     assert (diff.p < 0.05) == diff.significant  # the p-value and the interval agree
+
+
+def test_an_evaluation_under_another_label_is_in_the_summary_and_the_main_table(tmp_path: Path) -> None:
+    """`clean_big: {evaluation: clean}` beside `clean`: both labels' rows reach the summary and a main table
+    each (the report asks each label's evaluation for its headlines and main-table columns); a suite with only
+    the other label loses nothing either."""
+    suite = {**SUITE, "evaluations": {"clean": {}, "clean_big": {"evaluation": "clean", "ece_bins": 10}}}
+    frame = results_table([0, 1, 2])
+    big = frame[frame["evaluation"] == "clean"].assign(evaluation="clean_big")
+    big["value"] += 10  # distinct numbers: each table must show its own label's rows
+    report = report_from_dir(write_dir(tmp_path / "two", suite, pd.concat([frame, big]))).read_text()
+    summary = table(report, "## Summary")
+    for label, shift in (("Clean top-1 error (%) ↓", 0), ("Clean top-1 error (%) (clean_big) ↓", 10)):
+        errors = np.array(ERRORS["baseline"]) + shift
+        assert summary[label][0] == f"{errors.mean():.2f} ± {errors.std(ddof=1):.2f}"
+    ece = np.array(ECE["cutmix"])
+    assert summary["ECE (%) (clean_big) ↓"][1] == f"{ece.mean() + 10:.2f} ± {ece.std(ddof=1):.2f}"
+    assert "Clean top-1 error (%) (clean_big) ↓" in table(report, "### Difference to Baseline")
+    main, other = table(report, "## Clean test set"), table(report, "## Clean test set (`clean_big`)")
+    errors = np.array(ERRORS["cutmix"])
+    assert main["CutMix"][0] == f"{errors.mean():.2f} ± {errors.std(ddof=1):.2f}"
+    assert other["CutMix"][0] == f"{errors.mean() + 10:.2f} ± {errors.std(ddof=1):.2f}"
+    assert main["Method"][-1] == other["Method"][-1] == "Train time (min)"
+
+    only = {**SUITE, "evaluations": {"clean_big": {"evaluation": "clean"}}}
+    report = report_from_dir(write_dir(tmp_path / "only", only, pd.concat([frame[frame["evaluation"] == "train"],
+                                                                           big]))).read_text()
+    assert table(report, "## Summary")["Clean top-1 error (%) (clean_big) ↓"][0].startswith(
+        f"{np.mean(ERRORS['baseline']) + 10:.2f}")
+    assert table(report, "## Clean test set (`clean_big`)")["Baseline"][0].startswith(
+        f"{np.mean(ERRORS['baseline']) + 10:.2f}")

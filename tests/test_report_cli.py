@@ -109,3 +109,26 @@ def test_dry_run_imports_no_slow_module(tmp_path: Path) -> None:
                             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert "estimate:" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_report_of_a_suite_keeps_the_failed_runs(tmp_path: Path, capsys) -> None:
+    """`report SUITE` takes the same end-of-suite step as `run` (finish.finish_suite): a failed run stays in
+    failures.json and in the report's failed-runs section, as `status` shows it (it wrote `{}` before)."""
+    from cutmix_bench.rundir import Run, RunDir
+    from cutmix_bench.status import status_table
+    from cutmix_bench.suite_file import load_suite
+
+    suite = tiny_suite(tmp_path)
+    failed = RunDir.of(tmp_path / "out", Run("cutmix", 0))
+    failed.path.mkdir(parents=True)
+    failed.failed.write_text("RuntimeError: out of memory\n\ntraceback\n")
+    assert main(["report", str(suite)]) == 0
+    assert capsys.readouterr().out == f"report: {tmp_path / 'out' / 'report.md'}\n"
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert failures == {"baseline-s0": "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)",
+                        "cutmix-s0": "RuntimeError: out of memory"}
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Failed or unfinished runs" in report and "- `cutmix-s0`: RuntimeError: out of memory" in report
+    assert re.search(r"cutmix-s0\s+failed\s+RuntimeError: out of memory", status_table(load_suite(suite)))
+    assert main(["report", str(tmp_path / "out")]) == 0  # `report DIR` reads the same failures back
+    assert (tmp_path / "out" / "report.md").read_text() == report

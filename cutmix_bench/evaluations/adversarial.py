@@ -20,7 +20,7 @@ from ..data import Split
 from ..errors import BenchError
 from ..robustness.attacks import fgsm, loss_gradient, pgd
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row, metric_rows
 from .budget import check_max_images, default_count, scored_positions
 from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
@@ -42,6 +42,8 @@ class Adversarial(Evaluation):
 
     title = "Adversarial robustness (white-box)"
     units = {"top1_acc": "percent"}
+    headlines = (Headline("fgsm8", "FGSM 8/255 accuracy (%)", False,
+                          metric_rows("top1_acc", subset="fgsm", level=8.0)),)
 
     def __init__(self, epsilons: Sequence[float] = (1, 2, 4, 8), pgd_epsilon: float | None = 8, pgd_step: float = 2,
                  pgd_steps: int = 10, random_start: bool = True, max_images: int | None = None,

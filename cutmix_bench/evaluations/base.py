@@ -9,10 +9,10 @@ and unit is described in docs/results-schema.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,38 @@ class ReportContext:
 
 
 @dataclass(frozen=True)
+class Headline:
+    """A row of the report's summary that an evaluation declares: `select` picks, from the rows of one evaluation
+    label, the rows averaged per run. `evaluation` is the label it reads (set by `summary.suite_headlines`; empty
+    for a headline of an evaluation the suite does not run)."""
+
+    key: str
+    label: str
+    lower_is_better: bool
+    select: Callable[[pd.DataFrame], pd.DataFrame]
+    evaluation: str = ""
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+
+def metric_rows(metric: str, **equal: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A `Headline.select`: the rows of `metric` whose columns equal `equal` (`level` compared as a number)."""
+
+    def select(rows: pd.DataFrame) -> pd.DataFrame:
+        keep = rows["metric"] == metric
+        for column, value in equal.items():
+            if column not in rows:
+                return rows.iloc[0:0]
+            keep &= rows[column].astype(str) == str(value) if column != "level" else \
+                pd.to_numeric(rows[column], errors="coerce") == value
+        return rows[keep]
+
+    return select
+
+
+@dataclass(frozen=True)
 class Plan:
     """What `run` will score, for `cutmix-bench run --dry-run`: distinct images, forward passes (a
     backward pass counts as two) and a one-line description."""
@@ -170,10 +202,17 @@ class Evaluation:
     def unit(cls, metric: str) -> str:
         """The unit of `metric`'s values; "" when the evaluation does not state it (a plug-in may not)."""
         return cls.units.get(metric, "")
+    headlines: ClassVar[tuple[Headline, ...]] = ()  # its rows in the report's summary, for every label it runs under
+    # metric -> column heading: its rows form the report's main table (beside training time) instead of a section
+    main_columns: ClassVar[dict[str, str]] = {}
 
     def plan(self, test_size: int, side: int, device_type: str) -> Plan:
         """The work of `run` on a test split of `test_size` images of `side` pixels (default: one pass each)."""
         return Plan(test_size, test_size, f"{test_size:,} test images")
+
+    def check_image_side(self, side: int) -> None:
+        """Checked before training: raise ValueError("<parameter>: ...") when a parameter does not fit images of
+        `side` pixels (the runner names the key evaluations.<label>.<parameter>). Default: nothing to check."""
 
     def clean_positions(self, test: Split, device_type: str) -> Positions:
         """Positions in `test` (None: all) whose clean logits `run` takes from `EvalContext.clean_logits`, so that

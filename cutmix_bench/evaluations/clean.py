@@ -11,7 +11,7 @@ from .. import intervals
 from ..checks import check_integer
 from ..data import Split
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Row
+from .base import EvalContext, Evaluation, Headline, Row, metric_rows
 from .engine import Positions
 
 
@@ -89,6 +89,9 @@ class Clean(Evaluation):
 
     title = "Clean test set"
     units = {"top1_err": "percent", "top5_err": "percent", "nll": "nats", "ece": "percent"}
+    headlines = (Headline("clean_err", "Clean top-1 error (%)", True, metric_rows("top1_err")),
+                 Headline("ece", "ECE (%)", True, metric_rows("ece")))
+    main_columns = {"top1_err": "Top-1 err (%) ↓", "top5_err": "Top-5 err (%) ↓", "nll": "NLL ↓", "ece": "ECE (%) ↓"}
 
     def __init__(self, ece_bins: int = 15) -> None:
         self.ece_bins = check_integer("ece_bins", ece_bins, 1)

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from .. import intervals
+from ..aggregate import spread
 from ..checks import check_integer, check_seed
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
@@ -24,7 +25,7 @@ from ..corruptions import BENCHMARK, CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row, metric_rows
 from .budget import check_max_images, scored_positions
 from .calibration import CellStats, cell_rows, fit_temperature, held_out_training_images
 from .calibration import report_section as calibration_section
@@ -36,6 +37,13 @@ from .tables import cell_stats, display_name, mean_std_table, sampling_note, sav
 
 log = logging.getLogger("cutmix_bench")
 KEY = "evaluations.corruptions"
+
+
+def mce_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary's corruption row: mCE (all 15 x 5 benchmark cells), else the mean error over the evaluated
+    cells."""
+    mce = rows[rows["metric"] == "mce"]
+    return mce if len(mce) else rows[rows["metric"] == "mean_err"]
 
 
 @EVALUATIONS.register("corruptions")
@@ -55,6 +63,8 @@ class Corruptions(Evaluation):
                                                                      ("brier", "squared probability"))},
              **{f"reliability_{m}{s}": "percent" for s in ("", "_ts") for m in ("acc", "conf", "share")},
              "temperature": "ratio"}
+    headlines = (Headline("mce", "Corruption mCE (%)", True, mce_rows),
+                 Headline("ece_shift", "ECE under corruption (%)", True, metric_rows("mean_ece")))
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
                  corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
@@ -242,7 +252,7 @@ def severity_figure(rows: pd.DataFrame, ctx: ReportContext, levels: list[int]) -
     for method in ctx.methods:
         mine = rows[rows["method"] == method]
         keys = ["clean_err"] + [f"severity_err:{s}" for s in levels]
-        stats = [mine.loc[mine["key"] == k, "value"].agg(["mean", "std"]) for k in keys]
+        stats = [spread(mine.loc[mine["key"] == k, "value"]) for k in keys]
         ax.errorbar([0, *levels], [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
                     for s in stats], marker="o", capsize=3, label=display_name(method))
     ax.set_xticks([0, *levels], ["clean", *map(str, levels)])

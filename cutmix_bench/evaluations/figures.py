@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..aggregate import spread, spread_by
 from .tables import display_name, keyed
 
 # matplotlib (0.8 s) is imported when a figure is drawn, not when the evaluations are (every suite check, --dry-run)
@@ -51,7 +52,7 @@ def training_curves(curves: pd.DataFrame, methods: list[str], figures_dir: Path)
     for ax, column, label in zip(axes[0], ("train_loss", "test_acc"), ("train loss", "test accuracy (%)")):
         for method in methods:
             mine = curves[curves["method"] == method]
-            stats = mine.groupby("epoch")[column].agg(["mean", "std"]).dropna(subset=["mean"])
+            stats = spread_by(mine, "epoch", column).dropna(subset=["mean"])
             if stats.empty:
                 continue
             epochs = stats.index + 1
@@ -74,7 +75,7 @@ def summary_bars(values: pd.DataFrame, headlines: list, methods: list[str], figu
     flat = [ax for row in axes for ax in row]
     for ax, headline in zip(flat, shown):
         mine = values[values["headline"] == headline.key]
-        stats = [mine[mine["method"] == m]["value"].agg(["mean", "std"]) for m in methods]
+        stats = [spread(mine[mine["method"] == m]["value"]) for m in methods]
         ax.bar(range(len(methods)), [s["mean"] for s in stats], yerr=[0 if pd.isna(s["std"]) else s["std"]
                for s in stats], color=[f"C{i}" for i in range(len(methods))], capsize=3)
         ax.set_xticks(range(len(methods)), [display_name(m) for m in methods], rotation=30)
@@ -116,7 +117,7 @@ def plot_curves(ax: Axes, rows: pd.DataFrame, metric: str, subset: str, methods:
     """One line per method: mean over seeds against the level, with a +- std band when there are >= 2 seeds."""
     selected = keyed(rows, metric, subset)
     for method in methods:
-        stats = selected[selected["method"] == method].groupby("level")["value"].agg(["mean", "std"]).sort_index()
+        stats = spread_by(selected[selected["method"] == method], "level").sort_index()
         if stats.empty:
             continue
         line, = ax.plot(stats.index, stats["mean"], marker="o", markersize=3, label=display_name(method))

@@ -62,6 +62,10 @@ class InBetween(Evaluation):
         self.lams = sorted({float(v) for v in lams})
         self.sizes = sorted(set(sizes)) if sizes is not None else None
 
+    def check_image_side(self, side: int) -> None:
+        if self.sizes and self.sizes[-1] > side:
+            raise ValueError(f"sizes: {self.sizes[-1]} is larger than the image side {side}")
+
     def run(self, ctx: EvalContext) -> list[Row]:
         _, height, width, _ = ctx.test.x.shape
         side = max(height, width)

@@ -16,7 +16,7 @@ from ..data import Split
 from ..errors import BenchError
 from ..robustness.occlusion import MODES, Mode, centred_mask, default_sizes, normalised_auc, occlude
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row, metric_rows
 from .budget import check_max_images, default_count, scored_positions
 from .engine import Positions
 from .figures import new_figure, plot_curves, save_figure
@@ -38,6 +38,8 @@ class Occlusion(Evaluation):
 
     title = "Occlusion"
     units = {"top1_err": "percent", "auc_err": "percent"}
+    headlines = (Headline("occlusion_auc", "Occlusion AUC err, centre (%)", True,
+                          metric_rows("auc_err", subset="centre")),)
 
     def __init__(self, sizes: list[int] | None = None, fill: str | float = "mean",
                  max_images: int | None = None) -> None:
@@ -53,6 +55,10 @@ class Occlusion(Evaluation):
     def clean_positions(self, test: Split, device_type: str) -> Positions:
         """The scored images: an empty centre hole, and a boundary hole as large as the image, leave them clean."""
         return scored_positions(len(test), self.max_images, device_type)
+
+    def check_image_side(self, side: int) -> None:
+        if self.sizes and self.sizes[-1] > side:
+            raise ValueError(f"sizes: {self.sizes[-1]} is larger than the image side {side}")
 
     def run(self, ctx: EvalContext) -> list[Row]:
         positions = self.clean_positions(ctx.test, ctx.device.type)

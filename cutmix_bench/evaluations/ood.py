@@ -27,7 +27,7 @@ from ..ood.metrics import METRICS, Sweep, ood_metrics, roc_curve
 from ..ood.scores import SCORES, Score
 from ..ood.sets import SetSpec, load_set, parse_spec
 from . import EVALUATIONS
-from .base import EvalContext, Evaluation, Plan, ReportContext, Row
+from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row
 from .budget import CPU_DEFAULT_IMAGES, scored_positions
 from .engine import Positions
 from .figures import new_figure, save_figure
@@ -89,11 +89,25 @@ def default_sets(dataset: Any, ood_root: Path | None) -> tuple[list[SetSpec], li
             [parse_spec(s, f"far[{i}]") for i, s in enumerate(far)])
 
 
+def auroc_rows(rows: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The summary's OOD row: AUROC of the MSP detector (else the first score) over the group's sets: the
+    evaluation's own `mean_auroc` row (one per run, with its bootstrap interval) when recorded, else the per-set
+    rows, averaged per run."""
+    if "group" not in rows or "score" not in rows:
+        return rows.iloc[0:0]
+    means = rows[(rows["metric"] == "mean_auroc") & (rows["group"] == group)]
+    scored = means if len(means) else rows[(rows["metric"] == "auroc") & (rows["group"] == group)]
+    scores = list(dict.fromkeys(scored["score"]))
+    return scored[scored["score"] == ("msp" if "msp" in scores else scores[0])] if scores else scored
+
+
 @EVALUATIONS.register("ood")
 class OOD(Evaluation):
     title = "Out-of-distribution detection"
     units = {**{metric: "percent" for metric in METRICS}, **{f"mean_{metric}": "percent" for metric in METRICS},
              "n_images": "count", "skipped": "none"}
+    headlines = (Headline("auroc_near", "OOD AUROC near (%)", False, lambda rows: auroc_rows(rows, "near")),
+                 Headline("auroc_far", "OOD AUROC far (%)", False, lambda rows: auroc_rows(rows, "far")))
 
     def __init__(self, near: list | None = None, far: list | None = None, scores: Any = None,
                  max_images: int | None = None, ood_root: str | None = None) -> None:

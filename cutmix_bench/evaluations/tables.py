@@ -11,17 +11,20 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from ..aggregate import half_width, spread, spread_by
 from ..io import write_csv
-
-DISPLAY = {"baseline": "Baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+from ..methods import METHODS
 
 
 def display_name(method: str) -> str:
-    return DISPLAY.get(method, method)
+    """A method label as the report shows it: the display name its method declared at registration when the label
+    is a registered method's name, else the label."""
+    return METHODS.about(method).display if method in METHODS else method
 
 
 def mean_std(values: pd.Series, digits: int = 2) -> str:
-    return format_mean_std(values.mean(), values.std(ddof=1), len(values), digits)
+    cell = spread(values)
+    return format_mean_std(cell["mean"], cell["std"], int(cell["count"]), digits)
 
 
 def format_mean_std(mean: float, std: float, count: int, digits: int = 2) -> str:
@@ -38,8 +41,7 @@ def mean_std_table(rows: pd.DataFrame, columns: dict[str, str], methods: list[st
     """Markdown table of mean ± std over runs: one row per method (in `methods` order) and one column per
     key of `columns` (values of `rows[column]`, headed by the dict's values); `transpose` swaps them (for
     many keys: a table stays page-wide). No best-mean marks: a gap between two means is no evidence."""
-    stats = {key: rows[rows[column] == key].groupby("method")["value"].agg(["mean", "std", "count"])
-             for key in columns}
+    stats = {key: spread_by(rows[rows[column] == key], "method") for key in columns}
 
     def cell(key: str, method: str) -> str:
         table = stats[key]
@@ -65,8 +67,7 @@ def sampling_note(rows: pd.DataFrame) -> str:
         return ""
     sizes = f"n = {int(n.min()):,}" if n.min() == n.max() else f"n = {int(n.min()):,}–{int(n.max()):,}"
     if "ci_low" in rows and "ci_high" in rows:
-        half = ((pd.to_numeric(rows["ci_high"], errors="coerce") - pd.to_numeric(rows["ci_low"], errors="coerce"))
-                / 2).dropna()
+        half = half_width(rows).dropna()
         if len(half):
             return f"{sizes} per cell; 95% interval over images ±{half.median():.2f} (median half-width over cells)."
     return f"{sizes} per cell."
@@ -82,11 +83,10 @@ def cell_stats(rows: pd.DataFrame) -> pd.DataFrame:
     if "n" in rows:
         extra["n"] = ("n", "max")
     if "ci_low" in rows and "ci_high" in rows:
-        frame["ci_half"] = (pd.to_numeric(frame["ci_high"], errors="coerce")
-                            - pd.to_numeric(frame["ci_low"], errors="coerce")) / 2
+        frame["ci_half"] = half_width(frame)
         extra["median_ci_half_width"] = ("ci_half", "median")
-    return frame.groupby(keys, dropna=False, sort=False).agg(mean=("value", "mean"), std=("value", "std"),
-                                                               seeds=("value", "count"), **extra).reset_index()
+    cells = spread_by(frame, keys, sort=False, dropna=False, **extra).rename(columns={"count": "seeds"})
+    return cells.reset_index()
 
 
 def save_table(out_dir: Path, name: str, frame: pd.DataFrame) -> str:

@@ -1,9 +1,10 @@
 """Executors: how a suite's pending runs get done, chosen by the suite's `executor:` (or `--executor`).
 
 `local` (local.py) trains them on this machine, one after another or `jobs` worker processes at a time;
-`slurm` (slurm.py) submits one submitit job per run. The runner keeps everything around them (preflight, data
-checks, results.csv, the report) and hands the executor its `work` function, so that this package never imports
-the runner (docs/scaleout.md)."""
+`slurm` (slurm.py) submits one submitit job per run. Executors are a registry: a plug-in adds one with
+`@EXECUTORS.register("name")` on a class taking the suite's `ExecutorConfig` (the `Executor` protocol below).
+The runner keeps everything around them (preflight, data checks, results.csv, the report) and hands the
+executor its `work` function, so that this package never imports the runner (docs/scaleout.md)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import ExecutorConfig, Suite
+from ..registry import Registry
 
-Work = Callable[..., dict[str, str]]  # runner.work: (suite dump, worker, data, only, lock) -> unrecorded failures
+Work = Callable[..., dict[str, str]]  # executing.work: (suite dump, worker, data, only, lock) -> unrecorded failures
 IN_FLIGHT = "not finished: "  # the prefix of a run's message in the report while its job is queued or running
 
 
@@ -27,9 +29,10 @@ class Executor(Protocol):
         ...
 
 
-def create_executor(config: ExecutorConfig) -> Executor:
-    from .local import LocalExecutor
-    from .slurm import SlurmExecutor
+EXECUTORS: Registry[Executor] = Registry("executor")
 
-    executors: dict[str, Callable[[ExecutorConfig], Executor]] = {"local": LocalExecutor, "slurm": SlurmExecutor}
-    return executors[config.name](config)
+from . import local, slurm  # noqa: E402,F401  (registration)
+
+
+def create_executor(config: ExecutorConfig) -> Executor:
+    return EXECUTORS.get(config.name, "executor.name")(config)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ExecutorConfig, Suite
-from . import Work
+from . import EXECUTORS, Work
 
 
+@EXECUTORS.register("local")
 class LocalExecutor:
     local = True
 

@@ -22,7 +22,7 @@ from ..config import ExecutorConfig, Suite
 from ..errors import BenchError
 from ..logs import configure_logging
 from ..rundir import Run, RunDir, suite_runs
-from . import IN_FLIGHT, Work
+from . import EXECUTORS, IN_FLIGHT, Work
 from .state import ACTIVE, job_alive, read_state, write_state
 
 log = logging.getLogger("cutmix_bench")
@@ -99,6 +99,7 @@ def parameters(suite: Suite, cfg: ExecutorConfig) -> dict[str, Any]:
     return params
 
 
+@EXECUTORS.register("slurm")
 class SlurmExecutor:
     local = False
 

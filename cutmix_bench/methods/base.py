@@ -7,6 +7,7 @@ the same batch on CPU and GPU; only the application touches the device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,11 @@ class Method:
     """Base class: `__call__` = `apply(x, y, sample(batch_size, height, width, rng))`.
 
     `reference` names the paper, year and official code; `cutmix-bench list` shows it with the first
-    docstring line. `attach(model)` is called once with the model being trained: input-space methods
-    ignore it, hidden-feature methods (Manifold Mixup, feature CutMix) hook into it. Optional hooks, looked up
-    by name: `loss(model, x, y, rng) -> (loss, logits)` replaces the step's mix-then-soft-cross-entropy (AugMix's
-    Jensen-Shannon loss over extra views), `set_normalisation(mean, std)` receives the loader's normalisation
-    (for methods that work on raw pixels), `criterion(logits, target)` replaces the soft cross-entropy on the
-    mixed batch (a method whose official code trains with another loss, as an option; None = the default)."""
+    docstring line. The hooks the runner calls, each a no-op here: `attach(model)` once with the model being
+    trained (hidden-feature methods hook into it), `loss(model, x, y, rng)` for a method with its own objective,
+    `set_normalisation(mean, std)` with the loader's normalisation (for methods that work on raw pixels); and
+    `criterion(logits, target)`, looked up by name, replaces the soft cross-entropy on the mixed batch (a method
+    whose official code trains with another loss, as an option; None = the default)."""
 
     reference = ""
     # False: needs the runner (hidden-feature hooks via `attach(model)`, or its own loss), not a collate_fn
@@ -41,6 +41,15 @@ class Method:
         """Raise ValueError if the method's sizes do not fit images of height x width; called with the data's
         size before any run starts."""
 
+    def loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(loss, logits) of a training step that replaces the step's mix-then-soft-cross-entropy (AugMix's
+        Jensen-Shannon loss over extra views); None, the default: the step mixes with `__call__`."""
+        return None
+
+    def set_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """The loader's per-channel mean and std (a method that works on raw pixels undoes it); default: unused."""
+
     def sample(self, batch_size: int, height: int, width: int, rng: np.random.Generator) -> dict[str, Any]:
         return {}
 
@@ -50,6 +59,11 @@ class Method:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, height, width = x.shape
         return self.apply(x, y, self.sample(batch, height, width, rng))
+
+
+def has_own_loss(method: object) -> bool:
+    """The method overrides `Method.loss` (a duck-typed method counts when it defines `loss`)."""
+    return getattr(type(method), "loss", Method.loss) is not Method.loss
 
 
 def check_positive(name: str, value: float) -> float:

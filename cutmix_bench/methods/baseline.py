@@ -4,7 +4,7 @@ from . import METHODS
 from .base import Method
 
 
-@METHODS.register("baseline")
+@METHODS.register("baseline", display="Baseline")
 class Baseline(Method):
     """No mixing: the batch unchanged (plain ERM with one-hot targets)."""
 

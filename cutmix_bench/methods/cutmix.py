@@ -11,7 +11,7 @@ from . import METHODS
 from .base import BetaMixing, cutmix_boxes, paste
 
 
-@METHODS.register("cutmix")
+@METHODS.register("cutmix", display="CutMix")
 class CutMix(BetaMixing):
     """CutMix: a box of a shuffled partner pasted in, labels weighted by the exact pasted area.
 

@@ -12,7 +12,7 @@ from . import METHODS
 from .base import Method, box_bounds, box_mask, check_probability, to_device
 
 
-@METHODS.register("cutout")
+@METHODS.register("cutout", display="Cutout")
 class Cutout(Method):
     """Cutout: one square hole per image filled with the normalised 0, labels unchanged.
 

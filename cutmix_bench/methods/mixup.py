@@ -11,7 +11,7 @@ from . import METHODS
 from .base import BetaMixing, blend
 
 
-@METHODS.register("mixup")
+@METHODS.register("mixup", display="Mixup")
 class Mixup(BetaMixing):
     """Mixup: x = lam*x + (1-lam)*x[perm], same for targets; lam ~ Beta(alpha, alpha).
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.special import logsumexp
-from sklearn.covariance import EmpiricalCovariance
 
 from ..data import Split
 from .scores import SCORES, Score, ScoringContext
@@ -59,6 +58,8 @@ class Mahalanobis(FeatureScore):
         classes = np.unique(labels)
         self.means = np.stack([features[labels == c].mean(0) for c in classes])
         centred = features - self.means[np.searchsorted(classes, labels)]
+        from sklearn.covariance import EmpiricalCovariance  # here: sklearn loads scipy.stats (--dry-run)
+
         self.precision = EmpiricalCovariance(assume_centered=True).fit(centred).precision_
 
     def from_features(self, logits: torch.Tensor, features: torch.Tensor) -> np.ndarray:
@@ -120,6 +121,8 @@ class ViM(FeatureScore):
             raise ValueError(f"vim dim must be between 1 and the feature dimension - 1 ({features.shape[1] - 1}), "
                              f"got {dim}")
         self.origin = -np.linalg.pinv(weight) @ bias
+        from sklearn.covariance import EmpiricalCovariance
+
         covariance = EmpiricalCovariance(assume_centered=True).fit(features - self.origin).covariance_
         values, vectors = np.linalg.eigh(covariance)
         self.residual_space = np.ascontiguousarray(vectors[:, np.argsort(-values, kind="stable")[dim:]])

@@ -17,7 +17,7 @@ from ..config import Suite, TrainConfig
 from ..data import Dataset, Split
 from ..errors import BenchError
 from ..models.memory_format import to_channels_last
-from ..rundir import Run, RunDir
+from ..rundir import TRAIN, Run, RunDir
 from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
 from .loader import RunData
 from .module import Classifier
@@ -71,7 +71,7 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     epoch_seconds = epoch_log["seconds"].sum()
     values = {"train_minutes": epoch_seconds / 60, "images_per_second": images / epoch_seconds,
               "final_train_loss": epoch_log["train_loss"].iloc[-1], "wall_seconds_this_session": seconds}
-    return [{"evaluation": "train", "metric": metric, "value": value, "unit": TRAIN_UNITS[metric]}
+    return [{"evaluation": TRAIN, "metric": metric, "value": value, "unit": TRAIN_UNITS[metric]}
             for metric, value in values.items()]
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..config import TrainConfig
 from ..errors import BenchError
 from ..methods import Method
-from ..methods.base import output_problem
+from ..methods.base import has_own_loss, output_problem
 
 
 def mixing_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -60,9 +60,9 @@ class Classifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         target = F.one_hot(y, self.num_classes).to(x.dtype)
-        own_loss = getattr(self.method, "loss", None)  # a method with its own objective (AugMix's JSD)
-        if own_loss is not None:
-            loss, logits = own_loss(self.model, x, target, self.rng)
+        own = self.method.loss(self.model, x, target, self.rng) if has_own_loss(self.method) else None
+        if own is not None:  # a method with its own objective (AugMix's JSD)
+            loss, logits = own
         else:
             mixed_x, mixed_target = self.method(x, target, self.rng)
             if not self.output_checked:
