@@ -29,7 +29,7 @@ from .provenance import record
 from .rundir import TRAIN, ResultsDir, Run, RunDir, output_dir, suite_runs
 from .setups import same_setup, training_setup
 from .suite_data import load_data, select_device
-from .training import train_run
+from .training import precision, train_run
 
 log = logging.getLogger("cutmix_bench")
 
@@ -50,7 +50,8 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
         started = time.perf_counter()
         write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, folder.path)))
         record(folder.path, seconds={TRAIN: time.perf_counter() - started})
-    record(folder.path, train_images=len(data[1]), test_images=len(data[2]))
+    record(folder.path, train_images=len(data[1]), test_images=len(data[2]),
+           precision=precision(suite.train.precision, device))  # what ran: `auto` resolved
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, folder, ResultsDir(out).cache)
     finish_run(folder, rows, {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,

@@ -5,6 +5,7 @@ alone."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def finish_suite(suite: Suite, out: Path, runs: list[Run], known: dict[str, str]
     if draw_inputs and not (results.figures / "training_inputs.png").exists():
         draw_training_inputs(suite, data or load_data(suite), out)
     copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
+    stamp_finished(results)
     kill_point("report")
     report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report DIR` does
     return failures
@@ -104,3 +106,12 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
             methods[label] = method
     training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
                     dataset.num_classes, None, ResultsDir(out).figures)
+
+
+def stamp_finished(results: ResultsDir) -> None:
+    """environment.json's `finished`: with its `started`, the suite's wall time (the report shows it beside the
+    runs' summed time, which parallel workers make larger)."""
+    if results.environment.is_file():
+        recorded = json.loads(results.environment.read_text())
+        recorded["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        write_text(results.environment, json.dumps(recorded, indent=1, sort_keys=True) + "\n")

@@ -7,8 +7,11 @@ the last-epoch model; no cell is marked unless a test backs the mark (see `summa
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +83,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
                   f"{parameters}"),
         ("Schedule", f"{train['epochs']} epochs, batch {train['batch_size']}, {opt.get('name')} lr {opt.get('lr')}"
                      f" ({sched.get('name')}), weight decay {opt.get('weight_decay')}, precision "
-                     f"{train.get('precision')}" if not all_evaluated(suite) else
+                     f"{ran_precision(train.get('precision'), infos)}" if not all_evaluated(suite) else
                      "not trained by this tool: models scored by `cutmix-bench evaluate` (see Methods)"),
         ("Methods", methods),
         ("Seeds", f"{', '.join(map(str, all_seeds))} ({runs} of {expected} runs finished)"),
@@ -89,11 +92,15 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
         *([("Plug-ins", "; ".join(f"`{m}`: {s}" for m, s in env["plugins"].items()))] if env.get("plugins") else []),
-        ("Command", f"`{env['command']}`" if env.get("command") else "not recorded"),
+        ("Command", f"`{portable_command(env['command'])}`" if env.get("command") else "not recorded"),
         ("Started", env.get("started", "not recorded")),
-        ("Wall time", wall_times(infos, list(suite.evaluations))),
+        ("Wall time", suite_wall_time(env)),
+        ("Run time", wall_times(infos, list(suite.evaluations))),
     ]
-    return (f"# {suite.name}\n\n{markdown_table([[f'**{k}**', v] for k, v in lines], ['', ''])}\n\n"
+    synthetic = ("**Synthetic data.** The images are generated patterns (`data.name: synthetic`), made to test the "
+                 "pipeline end to end in minutes: the numbers below say nothing about the methods.\n\n"
+                 if data["name"] == "synthetic" else "")
+    return (f"# {suite.name}\n\n{synthetic}{markdown_table([[f'**{k}**', v] for k, v in lines], ['', ''])}\n\n"
             "All numbers are from the model of the **last epoch** (not the best epoch on the test set); mean ± "
             "sample std over seeds, a single seed shows the value alone.\n")
 
@@ -103,8 +110,42 @@ def all_evaluated(suite: Suite) -> bool:
     return bool(suite.methods) and all(p.get("method") == "evaluated" for p in suite.methods.values())
 
 
+PRECISIONS = {"32-true": "fp32", "32": "fp32", "bf16-mixed": "bf16 autocast", "16-mixed": "fp16 autocast",
+              "bf16-true": "bf16", "64-true": "fp64"}
+
+
+def ran_precision(requested: str | None, infos: dict[str, dict]) -> str:
+    """What the runs trained in (runs.json `precision`, Lightning's flag resolved from `auto`), else the request."""
+    ran = sorted({PRECISIONS.get(str(i["precision"]), str(i["precision"])) for i in infos.values() if "precision" in i})
+    if not ran:
+        return PRECISIONS.get(str(requested)) or f"{requested} (as requested; what ran was not recorded)"
+    return " / ".join(ran) + (f" (requested {requested})" if requested not in (None, *ran) else "")
+
+
+def portable_command(command: str) -> str:
+    """The recorded command without the machine's absolute paths: each becomes `…/` and its last two parts, so a
+    committed report names no home folder or checkout (`--set data.root=/home/me/x/shared/data/cifar100` ->
+    `--set data.root=…/data/cifar100`)."""
+    def shorten(match: re.Match) -> str:
+        parts = [p for p in os.path.normpath(match.group(0)).split(os.sep) if p]
+        return "…/" + "/".join(parts[-2:]) if len(parts) > 1 else match.group(0)
+
+    return re.sub(r"(?<![\w.])/[^\s'\"`]+", shorten, command)
+
+
+def suite_wall_time(env: dict) -> str:
+    """From `started` to `finished` of environment.json (the last command that ran the suite, all workers)."""
+    try:
+        started, finished = (datetime.datetime.strptime(env[key], "%Y-%m-%d %H:%M:%S UTC")
+                             for key in ("started", "finished"))
+    except (KeyError, ValueError):
+        return "not recorded (made before the finish time was recorded); the run time below sums the runs"
+    return (f"{_minutes((finished - started).total_seconds())} for the suite (the last command that ran it, "
+            f"all workers); the run time below sums the runs, which parallel workers overlap")
+
+
 def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:
-    """Total wall time per phase over the runs that recorded it (mean per run in brackets)."""
+    """Total time per phase summed over the runs that recorded it (mean per run in brackets)."""
     parts = []
     for phase in [TRAIN, *evaluations]:
         seconds = [i["seconds"][phase] for i in infos.values() if phase in i.get("seconds", {})]
@@ -121,13 +162,24 @@ def baseline_of(methods: list[str]) -> str:
     return "baseline" if "baseline" in methods else methods[0]
 
 
-def format_difference(diff: Any) -> str:
+def format_difference(diff: Any, bound: float = math.inf) -> str:
+    """`+d [low, high] *`; the interval clipped to [-bound, +bound], the range a difference of the metric can take
+    (±100 for a percentage: a 2-seed t interval, with t = 12.71, easily runs past it)."""
     if math.isnan(diff.delta):
         return "–"
     if math.isnan(diff.low):
         return f"{diff.delta:+.2f} (no interval)"
     mark = " *" if diff.significant else ""
-    return f"{diff.delta:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]{mark}"
+    return f"{diff.delta:+.2f} [{max(diff.low, -bound):+.2f}, {min(diff.high, bound):+.2f}]{mark}"
+
+
+TWO_SEEDS = (" **With 2 seeds** a paired t interval has one degree of freedom (t = 12.71): it is wide, and only a "
+             "large, consistent difference excludes zero; read these as a smoke check, not a finding.")
+
+
+def difference_bound(label: str) -> float:
+    """The largest possible difference of a headline: 100 points for a percentage, else none."""
+    return 100.0 if "(%)" in label else math.inf
 
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:
@@ -141,12 +193,14 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
     status = {h.key: ("not in suite" if h.evaluation not in suite.evaluations else
                       f"{MISSING} (no rows)" if h.evaluation not in evaluated else
                       f"{MISSING} (metric not produced)") for h in headlines}
-    body, diffs_body, tests = [], [], set()
+    body, diffs_body, tests, seed_counts = [], [], set(), set()
     base = baseline_of(methods)
     others = [m for m in methods if m != base]
     for h in headlines:
         mine = values[values["headline"] == h.key]
         label = f"{h.label} {h.arrow}"
+        if mine.empty and h.optional:
+            continue
         if mine.empty:
             body.append([label, *([status[h.key]] * len(methods))])
             diffs_body.append([label, *([status[h.key]] * len(others))])
@@ -158,7 +212,8 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
         for m in others:
             diff = paired_difference(mine[mine["method"] == m], mine[mine["method"] == base])
             tests.add(diff.test)
-            row.append(format_difference(diff))
+            seed_counts.add(diff.seeds)
+            row.append(format_difference(diff, difference_bound(h.label)))
         diffs_body.append(row)
     seeds = len(suite.seeds)
     parts = [f"## Summary\n\nHeadline metrics, mean ± std over seeds (↓ lower is better, ↑ higher is better). "
@@ -179,7 +234,8 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
         parts += [f"### Difference to {display_name(base)}\n\nMethod minus {display_name(base)}, with its 95% "
                   f"interval [low, high]; **\\*** marks an interval that excludes zero (a difference unlikely "
                   f"to be seed or sampling noise; check the arrow for better or worse). Intervals: "
-                  f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite.\n",
+                  f"{'; '.join(how) or 'none'}. {seeds} seed(s) in the suite; percentage intervals clipped to "
+                  f"the metric's range (±100).{TWO_SEEDS if 2 in seed_counts else ''}\n",
                   markdown_table(diffs_body, ["Metric", *map(display_name, others)]) + "\n"]
     if len(others) >= 2 and len(values):
         parts.append(pairs_section(pairwise(values, methods), headlines, methods, out_dir))

@@ -160,6 +160,7 @@ class Headline:
     lower_is_better: bool
     select: Callable[[pd.DataFrame], pd.DataFrame]
     evaluation: str = ""
+    optional: bool = False  # left out of the summary when no run has its rows (OOD far: only with real far sets)
 
     @property
     def arrow(self) -> str:

@@ -37,6 +37,7 @@ log = logging.getLogger("cutmix_bench")
 CPU_FAR_IMAGES = CPU_DEFAULT_IMAGES  # far sets per set on CPU by default (in-distribution and near sets: all)
 
 SCORES_FILE = "ood_scores.npz"
+GROUPS = ("near", "far", "noise")
 DEFAULT_SCORES = ("msp", "maxlogit", "energy")
 SCORE_NAMES = {"msp": "MSP", "maxlogit": "MaxLogit", "energy": "Energy", "odin": "ODIN", "mahalanobis": "Mahalanobis",
                "knn": "KNN", "vim": "ViM", "react": "ReAct"}
@@ -89,12 +90,37 @@ def default_sets(dataset: Any, ood_root: Path | None) -> tuple[list[SetSpec], li
             [parse_spec(s, f"far[{i}]") for i, s in enumerate(far)])
 
 
+NOISE_SETS = ("gaussian", "uniform")  # ood/sets.py's synthetic sets: reported as "noise", never as "far"
+
+
+def set_group(name: str, listed: str) -> str:
+    """The group a set is reported in: a synthetic noise set is "noise" wherever the suite lists it (OpenOOD's far
+    group holds real images: MNIST, SVHN, Textures, Places365); any other set keeps its list's name."""
+    return "noise" if name in NOISE_SETS else listed
+
+
+def noise_as_such(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before the noise sets had their own group listed them under "far": their per-set rows, and a
+    run's far means when every far set it scored (skipped sets aside) was synthetic, are read as "noise"."""
+    if "group" not in rows or "subset" not in rows or not (rows["group"] == "far").any():
+        return rows
+    rows = rows.copy()
+    rows.loc[(rows["group"] == "far") & rows["subset"].isin(NOISE_SETS), "group"] = "noise"
+    means = (rows["group"] == "far") & (rows["subset"] == "far")
+    real_far = rows[(rows["group"] == "far") & (rows["subset"] != "far") & (rows["metric"] != "skipped")]
+    for run in rows.loc[means, "run"].unique():
+        if not (real_far["run"] == run).any():
+            rows.loc[means & (rows["run"] == run), ["group", "subset"]] = "noise"
+    return rows
+
+
 def auroc_rows(rows: pd.DataFrame, group: str) -> pd.DataFrame:
     """The summary's OOD row: AUROC of the MSP detector (else the first score) over the group's sets: the
     evaluation's own `mean_auroc` row (one per run, with its bootstrap interval) when recorded, else the per-set
     rows, averaged per run."""
     if "group" not in rows or "score" not in rows:
         return rows.iloc[0:0]
+    rows = noise_as_such(rows)
     means = rows[(rows["metric"] == "mean_auroc") & (rows["group"] == group)]
     scored = means if len(means) else rows[(rows["metric"] == "auroc") & (rows["group"] == group)]
     scores = list(dict.fromkeys(scored["score"]))
@@ -107,7 +133,10 @@ class OOD(Evaluation):
     units = {**{metric: "percent" for metric in METRICS}, **{f"mean_{metric}": "percent" for metric in METRICS},
              "n_images": "count", "skipped": "none"}
     headlines = (Headline("auroc_near", "OOD AUROC near (%)", False, lambda rows: auroc_rows(rows, "near")),
-                 Headline("auroc_far", "OOD AUROC far (%)", False, lambda rows: auroc_rows(rows, "far")))
+                 Headline("auroc_far", "OOD AUROC far (%)", False, lambda rows: auroc_rows(rows, "far"),
+                          optional=True),
+                 Headline("auroc_noise", "OOD AUROC noise (%)", False, lambda rows: auroc_rows(rows, "noise"),
+                          optional=True))
 
     def __init__(self, near: list | None = None, far: list | None = None, scores: Any = None,
                  max_images: int | None = None, ood_root: str | None = None) -> None:
@@ -177,7 +206,7 @@ class OOD(Evaluation):
             for spec in specs:
                 ood = load_set(spec, tuple(test.x.shape[1:]), len(test), CPU_FAR_IMAGES if far_on_cpu else cap,
                                ood_root)
-                base = {"subset": spec.label, "group": group}
+                base = {"subset": spec.label, "group": set_group(spec.name, group)}
                 if ood.images is None:
                     log.warning("ood: set %s skipped: %s", spec.label, ood.note)
                     rows.append({"metric": "skipped", "value": float("nan"), **base, "score": "", "note": ood.note})
@@ -200,7 +229,7 @@ class OOD(Evaluation):
 
     @classmethod
     def report(cls, rows: pd.DataFrame, ctx: ReportContext) -> str:
-        rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
+        rows = noise_as_such(rows.assign(value=pd.to_numeric(rows["value"], errors="coerce")))
         parts = [CONVENTIONS]
         skipped = rows[rows["metric"] == "skipped"].drop_duplicates(["subset", "note"])
         if len(skipped):
@@ -237,13 +266,13 @@ def bootstrap_metrics(in_scores: np.ndarray, ood_scores: np.ndarray, in_counts: 
 
 
 def set_means(rows: list[Row], replicates: dict[tuple[str, str, str], np.ndarray], n_in: int) -> list[Row]:
-    """Rows `mean_<metric>` per score over the scored sets of each group (subset near / far) and of all of
+    """Rows `mean_<metric>` per score over the scored sets of each group (subset near / far / noise) and of all of
     them (subset all): the unweighted mean over sets that the report tables show, with its bootstrap interval
     (in-distribution images resampled jointly across sets); `n` = OOD images over those sets, `sets` = count."""
     scored = [r for r in rows if r["metric"] in METRICS]
     sizes = {r["subset"]: r["n"] for r in scored}
     out: list[Row] = []
-    for group in ("near", "far", "all"):
+    for group in (*GROUPS, "all"):
         of_group = [r for r in scored if group == "all" or r["group"] == group]
         for score in dict.fromkeys(r["score"] for r in of_group):
             for metric in METRICS:
@@ -276,14 +305,15 @@ def paper_table(scored: pd.DataFrame, methods: list[str], score: str, sets: list
 
 
 def openood_tables(scored: pd.DataFrame, methods: list[str], scores: list[str]) -> str:
-    """OpenOOD v1.5: per score, near and far AUROC / FPR@95 as unweighted means over the group's sets."""
+    """OpenOOD v1.5: per score, near and far (and noise) AUROC / FPR@95 as unweighted means over the group's sets."""
     grouped = scored.groupby(["run", "method", "score", "group", "metric"], as_index=False)["value"].mean()
     grouped["key"] = grouped["score"] + ":" + grouped["group"]
-    present = [(s, g) for s in scores for g in ("near", "far") if ((grouped.score == s) & (grouped.group == g)).any()]
+    present = [(s, g) for s in scores for g in GROUPS if ((grouped.score == s) & (grouped.group == g)).any()]
     columns = {f"{s}:{g}": f"{_score_name(s)} {g}" for s, g in present}
     auroc = mean_std_table(grouped[grouped["metric"] == "auroc"], columns, methods, column="key")
     fpr = mean_std_table(grouped[grouped["metric"] == "fpr95"], columns, methods, column="key")
-    return (f"### OpenOOD v1.5 protocol (near / far = unweighted mean over the group's sets)\n\n"
+    return (f"### OpenOOD v1.5 protocol (near / far = unweighted mean over the group's sets; noise = the synthetic "
+            f"sets, which OpenOOD does not score, in a group of their own)\n\n"
             f"AUROC (%) ↑\n\n{auroc}\n\nFPR@95 (%, OOD positive) ↓\n\n{fpr}")
 
 
