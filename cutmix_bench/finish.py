@@ -20,7 +20,7 @@ from .faults import kill_point
 from .io import write_csv, write_text
 from .methods.base import has_own_loss
 from .preflight import preflight, read_setup
-from .provenance import copy_to_results
+from .provenance import copy_to_results, read_json
 from .report import report_from_dir
 from .rundir import ResultsDir, Run, RunDir
 from .setups import row_setup, setup_hash
@@ -39,7 +39,7 @@ def finish_suite(suite: Suite, out: Path, runs: list[Run], known: dict[str, str]
     results = ResultsDir(out)
     failures = results.failed_runs(runs, known, unfinished)
     write_results(out, runs)
-    if draw_inputs and not (results.figures / "training_inputs.png").exists():
+    if draw_inputs and training_inputs_key(suite) != recorded_inputs_key(results):
         draw_training_inputs(suite, data or load_data(suite), out)
     copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
     stamp_finished(results)
@@ -94,8 +94,29 @@ def check_recorded(suite: Suite, out: Path, runs: list[Run]) -> None:
     """For `report`: the finished runs were made with the setup the suite describes (its header says so)."""
     preflight(suite, out, [r for r in runs if RunDir.of(out, r).is_done()])
 
-def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: Path, count: int = 6) -> None:
-    """The report's grid of what each method feeds the model: the first `count` training images."""
+INPUTS_KEY = "training_inputs.json"  # beside the figure: what it shows, so a changed suite redraws it
+INPUTS_COUNT = 6
+
+
+def training_inputs_key(suite: Suite) -> dict:
+    """What the training-inputs figure depends on: each method label's entry, the data (less where it lies) and
+    the image count. The figure is redrawn when this differs from the one recorded beside it."""
+    return {"methods": {label: list(suite.method_spec(label)) for label in suite.methods},
+            "data": suite.data.model_dump(mode="json", exclude={"root", "download"}), "count": INPUTS_COUNT}
+
+
+def recorded_inputs_key(results: ResultsDir) -> dict | None:
+    """The key recorded beside the figure; None when absent or damaged (the figure is then drawn again)."""
+    try:
+        return read_json(results.figures / INPUTS_KEY, None)
+    except (OSError, ValueError):
+        return None
+
+
+def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: Path,
+                         count: int = INPUTS_COUNT) -> None:
+    """The report's grid of what each method feeds the model: the first `count` training images; records
+    `training_inputs_key` beside it."""
     dataset, train, _ = data
     count = min(count, len(train))
     methods = {}
@@ -104,8 +125,10 @@ def draw_training_inputs(suite: Suite, data: tuple[Dataset, Split, Split], out: 
             method.set_normalisation(dataset.mean, dataset.std)
         if method.input_space or has_own_loss(method):  # hidden-feature mixing and PuzzleMix need the model
             methods[label] = method
+    figures = ResultsDir(out).figures
     training_inputs(train.x[:count].numpy(), train.y[:count].numpy(), dataset.mean, dataset.std, methods,
-                    dataset.num_classes, None, ResultsDir(out).figures)
+                    dataset.num_classes, None, figures)
+    write_text(figures / INPUTS_KEY, json.dumps(training_inputs_key(suite), indent=1, sort_keys=True) + "\n")
 
 
 def stamp_finished(results: ResultsDir) -> None:
