@@ -33,7 +33,7 @@ def test_a_published_results_folder_is_refused_and_left_byte_identical(tmp_path:
     assert snapshot(copy) == before
 
 
-@pytest.mark.parametrize("name", ["cifar100-cpu", "cifar100-cpu-r20"])
+@pytest.mark.parametrize("name", ["cifar100-cpu", "cifar100-cpu-r20", "cifar100-r20-crd"])
 def test_the_published_suites_write_beside_not_over_their_results(name: str) -> None:
     suite = load_suite(REPO / "suites" / f"{name}.yaml", build=False)
     assert Path(suite.output_dir).resolve() == REPO / "runs" / name
