@@ -199,10 +199,11 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
     for h in headlines:
         mine = values[values["headline"] == h.key]
         label = f"{h.label} {h.arrow}"
-        if mine.empty and h.optional:
-            continue
+        if mine.empty and h.optional and not published_rows(suite.reference, h.key, h.label, methods):
+            continue  # e.g. OOD far when no real far set was scored (and no published number to show beside it)
         if mine.empty:
             body.append([label, *([status[h.key]] * len(methods))])
+            body += published_rows(suite.reference, h.key, h.label, methods)
             diffs_body.append([label, *([status[h.key]] * len(others))])
             continue
         body.append([label, *(mean_std(mine[mine["method"] == m]["value"]) if (mine["method"] == m).any()

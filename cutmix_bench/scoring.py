@@ -34,18 +34,18 @@ from .data import Dataset, Split
 from .errors import BenchError
 from .evaluating import is_program, prepared, score_model, trained_model
 from .executing import finish_run
-from .finish import write_results
+from .finish import collect_results, finish_suite
 from .io import write_text
 from .models import create_model
 from .plugins import load_plugins
 from .preflight import check_data, check_writable
-from .provenance import copy_to_results, environment, record
-from .report import report_from_dir
+from .provenance import environment, record
 from .rundir import Run, RunDir
 from .suite_data import load_data, select_device
 from .suite_file import read_suite, validate
 
 EVALUATED = "evaluated"  # the `method:` of an evaluated model's entry in suite.json's methods
+NOT_FINISHED = "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)"  # a suite's run
 
 
 @dataclass
@@ -309,9 +309,9 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
     for label, params in dump["methods"].items():  # report order: earlier rows first
         seeds = params["seeds"] if params.get("method") == EVALUATED else dump["seeds"]
         runs += [Run(label, seed) for seed in seeds]
-    results = write_results(out, runs)
-    copy_to_results(out, runs, dump, {})
-    report_from_dir(out)
+    results = collect_results(out, runs)
+    # the one end-of-suite step `run` and `report` take: a suite run's failures in this folder stay in the report
+    finish_suite(Suite.model_validate(dump), out, runs, draw_inputs=False, unfinished=NOT_FINISHED)
     return out, results[results["method"].isin(labels)].reset_index(drop=True)
 
 

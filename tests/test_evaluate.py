@@ -4,6 +4,7 @@ recorded numbers exactly, and each bad model (class count, image size, key) is o
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -338,3 +339,20 @@ def test_a_run_scored_on_data_of_other_classes_is_one_clear_error(finished_run: 
     line = one_error_line(capsys)
     assert "does not fit tiny for the 7 classes" in line and "delete" not in line
     assert (finished_run / "runs" / "cutmix-s0" / "DONE").is_file()
+
+
+def test_evaluating_beside_a_failed_run_keeps_that_failure_in_the_report(finished_run: Path, tmp_path: Path) -> None:
+    """`evaluate` ends as `run` and `report` do (finish.finish_suite): a suite run that failed in this folder
+    stays in failures.json and the report's failure section (it used to be written as {})."""
+    out = tmp_path / "failed"
+    shutil.copytree(finished_run, out)
+    broken = out / "runs" / "cutmix-s0"
+    (broken / "DONE").unlink()
+    (broken / "FAILED").write_text("RuntimeError: the test broke it\n\ntraceback\n")
+    assert main(["evaluate", "--model", "tiny", "--model-params", "{width: 4}", "--format", "lightning",
+                 "--normalisation", "dataset", "--checkpoint", f"again={out / 'runs' / 'baseline-s0' / 'last.ckpt'}",
+                 "--set", "evaluations.ood.scores=[msp, energy]", "--out", str(out),
+                 str(finished_run.parent / "suite.yaml")]) == 0
+    failures = json.loads((out / "failures.json").read_text())
+    assert failures == {"cutmix-s0": "RuntimeError: the test broke it"}
+    assert "the test broke it" in (out / "report.md").read_text()
