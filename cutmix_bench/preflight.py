@@ -34,12 +34,16 @@ def preflight(suite: Suite, out: Path, runs: list[Run]) -> None:
         folder = RunDir(inside(out, RunDir.of(out, run).path))
         recorded = read_setup(folder)
         requested = training_setup(suite, run)
-        if recorded is not None and not same_setup(recorded, requested):
+        if recorded is not None and recorded != requested:
             try:
-                differing[run.name] = differences(json.loads(recorded), json.loads(requested), run.method)
+                old = json.loads(recorded)
             except json.JSONDecodeError:
-                raise BenchError(f"{folder.setup}: not a valid setup record (expected JSON); delete the "
-                                 f"run folder to retrain this run") from None
+                old = None
+            if not isinstance(old, dict):
+                raise BenchError(f"{folder.setup}: not a valid setup record (expected a JSON object); delete the "
+                                 f"run folder to retrain this run")
+            if not same_setup(recorded, requested):
+                differing[run.name] = differences(old, json.loads(requested), run.method)
         if folder.log.exists() and not folder.is_done():
             from .training.callbacks import read_log  # here: Lightning is imported only where a run resumes
 

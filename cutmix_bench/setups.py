@@ -62,7 +62,13 @@ def same_setup(recorded: str, requested: str) -> bool:
     """Whether a recorded setup.json and a requested one describe one trained model (see `comparable`)."""
     if recorded == requested:
         return True
-    old, new = comparable(json.loads(recorded), json.loads(requested))
+    try:
+        old, new = json.loads(recorded), json.loads(requested)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    old, new = comparable(old, new)
     return old == new
 
 
