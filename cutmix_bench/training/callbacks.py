@@ -92,18 +92,25 @@ def record_trackers(run_dir: Path, chosen: list[Logger]) -> None:
         elif isinstance(logger, WandbLogger):
             ids["wandb"] = logger.version
     write_text(RunDir(run_dir).trackers, json.dumps(ids) + "\n")
+    finish_wandb(chosen)
+
+
+def finish_wandb(chosen: list[Logger]) -> None:
+    """End the process's W&B run: the next run of a worker must not attach to this one (`wandb.run`)."""
+    if any(isinstance(logger, WandbLogger) for logger in chosen):
+        import wandb  # noqa: PLC0415 (installed: the logger ran)
+
+        wandb.finish()
 
 
 def log_evaluations(run_dir: Path, choice: tuple[str, ...] | str, values: dict[str, float]) -> None:
     """The run's evaluation metrics (`eval/<label>/<headline>`), once, to the trackers of its last training
     session (its own metrics.csv holds them for CSV). Nothing when the run trained with no tracker."""
-    for logger in loggers(run_dir, choice, resume=True):
+    chosen = loggers(run_dir, choice, resume=True)
+    for logger in chosen:
         logger.log_metrics(values)
         logger.finalize("success")
-        if isinstance(logger, WandbLogger):
-            import wandb  # noqa: PLC0415 (installed: the logger ran)
-
-            wandb.finish()
+    finish_wandb(chosen)
 
 
 def step_lr() -> LearningRateMonitor:
