@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import BenchError
 from .logs import configure_logging
+
+if TYPE_CHECKING:
+    from .config import Suite
 
 EPILOG = """examples:
   cutmix-bench run suites/smoke.yaml
@@ -16,8 +20,10 @@ EPILOG = """examples:
       --set data.train_subset=5000 --set seeds=[0] --set output_dir=/tmp/x
   cutmix-bench corrupt --dataset npz --data-root ../shared/data/cifar100 --out /tmp/c100c --workers 2
   cutmix-bench run suites/smoke.yaml --dry-run
-  cutmix-bench run suites/smoke.yaml --quiet --set train.logger=tensorboard
-  cutmix-bench run suites/smoke.yaml --executor slurm --no-wait   # then: cutmix-bench status suites/smoke.yaml
+  cutmix-bench run suites/smoke.yaml --quiet --set 'train.logger=[tensorboard, mlflow]'
+  cutmix-bench run suites/smoke.yaml --executor slurm --no-wait   # then: cutmix-bench status results/smoke
+  cutmix-bench status results/smoke
+  cutmix-bench resume results/smoke   # the recorded suite and overrides again: finish what is not done
   cutmix-bench report results/smoke
   cutmix-bench evaluate --run results/smoke/runs/cutmix-s0 --out results/smoke-evaluate
   cutmix-bench evaluate suites/published/cutmix-pyramidnet200.yaml --model pyramidnet --format cutmix-official \
@@ -38,25 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a suite key, value in YAML syntax (repeatable), e.g. --set train.epochs=2")
-    run.add_argument("--jobs", type=int, default=None, metavar="N",
-                     help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
-                          "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
-                          "runs left to do and the CPUs (GPUs) available")
-    run.add_argument("--quiet", action="store_true",
-                     help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
-                          "report's path")
-    run.add_argument("--executor", metavar="NAME",
-                     help="where the runs execute (default: the suite's `executor.name`, else local; a plug-in may "
-                          "register more): local = this "
-                          "machine (--jobs at a time); slurm = one submitit job per run, resources from the suite's "
-                          "`executor:` (docs/scaleout.md)")
-    run.add_argument("--no-wait", action="store_true",
-                     help="slurm: return once the jobs are submitted (follow with `cutmix-bench status SUITE`, then "
-                          "`cutmix-bench report SUITE`); default: wait for them and write the report")
-    run.add_argument("--dry-run", action="store_true",
-                     help="make the checks run makes before training (refusing what run refuses), then print the "
-                          "runs (and which are finished), the evaluations with their image counts and a time "
-                          "estimate from a short probe; train nothing, write nothing")
+    resume = commands.add_parser("resume", help="run a results directory's recorded suite again (its suite.json: "
+                                                "the suite file and --set values it was run with): finish what is "
+                                                "not done, interrupted runs from their last checkpoint")
+    resume.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the output_dir of a run")
+    for command in (run, resume):
+        add_run_options(command)
     report = commands.add_parser("report", help="rebuild report.md from a results directory (no training), or "
                                                 "results.csv + report.md from a suite file's finished runs")
     report.add_argument("target", type=Path, metavar="RESULTS_DIR|SUITE",
@@ -65,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with a suite file: override a suite key")
     status = commands.add_parser("status", help="each run of a suite: done / running / queued / failed / to do, "
                                                 "its job id and last epoch (from the run folders)")
-    status.add_argument("suite", type=Path, help="suite YAML file")
+    status.add_argument("target", type=Path, metavar="RESULTS_DIR|SUITE",
+                        help="a results directory (the suite it recorded), or a suite YAML file")
     status.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a suite key (e.g. output_dir), as for run")
+                        help="with a suite file: override a suite key (e.g. output_dir), as for run")
     compare = commands.add_parser("compare", help="side-by-side report of two results directories")
     compare.add_argument("dir_a", type=Path, metavar="DIR_A")
     compare.add_argument("dir_b", type=Path, metavar="DIR_B")
@@ -139,6 +133,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_run_options(command: argparse.ArgumentParser) -> None:
+    """The options `run` and `resume` share."""
+    command.add_argument("--jobs", type=int, default=None, metavar="N",
+                         help="train N runs at once in worker processes, default: the suite's `jobs` (on a 2-core "
+                              "CPU, 2 one-thread workers beat one 2-thread process); capped, with a warning, at the "
+                              "runs left to do and the CPUs (GPUs) available")
+    command.add_argument("--quiet", action="store_true",
+                         help="for CI logs: no progress bars or lines, no info lines; only warnings, errors and the "
+                              "report's path")
+    command.add_argument("--executor", metavar="NAME",
+                         help="where the runs execute (default: the suite's `executor.name`, else local; a plug-in "
+                              "may register more): local = this machine (--jobs at a time); slurm = one submitit job "
+                              "per run, resources from the suite's `executor:` (docs/scaleout.md)")
+    command.add_argument("--no-wait", action="store_true",
+                         help="slurm: return once the jobs are submitted (follow with `cutmix-bench status "
+                              "RESULTS_DIR`, then `cutmix-bench report RESULTS_DIR`); default: wait for them and "
+                              "write the report")
+    command.add_argument("--dry-run", action="store_true",
+                         help="make the checks run makes before training (refusing what run refuses), then print the "
+                              "runs (and which are finished), the evaluations with their image counts and a time "
+                              "estimate from a short probe; train nothing, write nothing")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("WARNING" if getattr(args, "quiet", False) else "INFO")
@@ -160,9 +177,21 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .suite_file import load_suite
 
+    suite = load_suite(args.suite, args.overrides + ([f"executor.name={args.executor}"] if args.executor else []))
+    return run_loaded(suite, args, str(args.suite))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .suite_file import load_recorded
+
+    suite = load_recorded(args.results_dir, overrides=[f"executor.name={args.executor}"] if args.executor else [])
+    return run_loaded(suite, args, str(args.results_dir))
+
+
+def run_loaded(suite: Suite, args: argparse.Namespace, follow: str) -> int:
+    """Run a loaded suite with the run options; `follow`: what `status` is given to follow it."""
     if args.jobs is not None and args.jobs < 1:
         raise BenchError(f"--jobs: expected an integer >= 1, got {args.jobs}")
-    suite = load_suite(args.suite, args.overrides + ([f"executor.name={args.executor}"] if args.executor else []))
     if args.dry_run:
         from .plan import dry_run
 
@@ -178,7 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_wait:  # runs in flight are expected; only failures count
         submitted = [name for name, message in failures.items() if message.startswith(IN_FLIGHT)]
         failures = {name: message for name, message in failures.items() if name not in submitted}
-        print(f"{len(submitted)} run(s) queued or running; follow with: cutmix-bench status {args.suite}")
+        print(f"{len(submitted)} run(s) queued or running; follow with: cutmix-bench status {follow}")
     if failures:
         first = sorted(failures)[0]
         print(f"cutmix-bench: error: {len(failures)} run(s) failed or unfinished ({', '.join(sorted(failures))}; "
@@ -265,14 +294,22 @@ def floats(text: str, option: str) -> list[float]:
             from None
 
 
-NOT_RUN = "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)"
+NOT_RUN = "not finished: not run yet, or still running (see `cutmix-bench status RESULTS_DIR`)"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import status_table
     from .suite_file import load_suite
 
-    print(status_table(load_suite(args.suite, args.overrides, build=False)))
+    if args.target.is_dir():
+        from .suite_file import load_recorded
+
+        if args.overrides:
+            raise BenchError("--set: only with a suite file; a results directory's status is that of its recorded "
+                             "suite")
+        print(status_table(load_recorded(args.target, build=False)))
+        return 0
+    print(status_table(load_suite(args.target, args.overrides, build=False)))
     return 0
 
 
@@ -307,7 +344,7 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "report": cmd_report,
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "evaluate": cmd_evaluate, "report": cmd_report,
             "status": cmd_status, "compare": cmd_compare, "list": cmd_list,
             "corrupt": cmd_corrupt}
 

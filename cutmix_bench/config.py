@@ -91,12 +91,19 @@ class TrainConfig(Strict):
     eval_every: int = Field(1, ge=0)
     checkpoint_every: int = Field(1, gt=0)
     threads: int | None = Field(None, gt=0)
-    logger: Literal["csv", "tensorboard"] = "csv"  # Lightning's CSVLogger always, or TensorBoard too; not in the setup
+    # Lightning's loggers: CSV always, and the trackers named (one or a list); not in the setup (training/callbacks.py)
+    logger: tuple[Literal["csv", "tensorboard", "mlflow", "wandb"], ...] = ("csv",)
     # Multi-device training of one run (docs/scaleout.md): `batch_size` is the GLOBAL batch, split evenly over the
     # `devices` ranks (it must divide), with no lr scaling (the same global batch is the same recipe); `ddp` (the
     # default for devices > 1) starts the ranks with Lightning's ddp_spawn, and evaluations run once, after fit.
     devices: int = Field(1, gt=0)
     strategy: Literal["auto", "ddp"] = "auto"
+
+    @field_validator("logger", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value: Any) -> Any:
+        """`logger: tensorboard` (or --set train.logger=tensorboard) names one tracker: a list of one."""
+        return (value,) if isinstance(value, str) else value
 
     @field_validator("precision", mode="before")
     @classmethod

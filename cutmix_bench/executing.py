@@ -29,7 +29,9 @@ from .provenance import record
 from .rundir import TRAIN, ResultsDir, Run, RunDir, output_dir, suite_runs
 from .setups import same_setup, training_setup
 from .suite_data import load_data, select_device
+from .summary import headline_values, suite_headlines
 from .training import precision, train_run
+from .training.callbacks import log_evaluations
 
 log = logging.getLogger("cutmix_bench")
 
@@ -54,16 +56,31 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
            precision=precision(suite.train.precision, device))  # what ran: `auto` resolved
     rows = pd.read_csv(train_file).to_dict("records")
     rows += evaluate_run(suite, run, data, device, folder, ResultsDir(out).cache)
-    finish_run(folder, rows, {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
-                              "dataset": suite.data.name})
+    meta = {"run": run.name, "method": run.method, "seed": run.seed, "model": suite.model.name,
+            "dataset": suite.data.name}
+    log_evaluations(folder.path, suite.train.logger, tracked_values(suite, with_meta(rows, meta)))
+    finish_run(folder, rows, meta)
     kill_point(f"done:{run.name}")
 
-def finish_run(folder: RunDir, rows: list[dict], meta: dict) -> None:
-    """metrics.csv (the rows, each led by the run's `meta` columns) and then DONE: the run is complete."""
+def with_meta(rows: list[dict], meta: dict) -> pd.DataFrame:
+    """The run's rows, each led by the run's `meta` columns (metrics.csv's form)."""
     frame = pd.DataFrame(rows)
     for i, (key, value) in enumerate(meta.items()):
         frame.insert(i, key, value)
-    write_csv(folder.metrics, frame)
+    return frame
+
+
+def tracked_values(suite: Suite, frame: pd.DataFrame) -> dict[str, float]:
+    """The run's headline values (the report's summary rows) under stable tracker names
+    `eval/<evaluation label>/<headline>`."""
+    values = headline_values(frame, suite_headlines(suite))
+    keys = {h.key: f"eval/{h.evaluation}/{h.key.split(':')[0]}" for h in suite_headlines(suite)}
+    return {keys[row.headline]: float(row.value) for row in values.itertuples()}
+
+
+def finish_run(folder: RunDir, rows: list[dict], meta: dict) -> None:
+    """metrics.csv (the rows, each led by the run's `meta` columns) and then DONE: the run is complete."""
+    write_csv(folder.metrics, with_meta(rows, meta))
     write_text(folder.done, "complete\n")
 
 

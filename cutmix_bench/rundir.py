@@ -11,7 +11,8 @@ log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete met
 the error of the last failed attempt; .lock is held by the process working on the run on this machine (local
 executor); state.json records the scheduler job that owns the run (slurm executor, executors/state.py);
 evaluated.json the file and SHA-256 of a model scored by `cutmix-bench evaluate` (scoring.py);
-Lightning's loggers write lightning/version_<session>/ (and tensorboard/version_<session>/).
+Lightning's loggers write lightning/version_<session>/ (and, as `train.logger` asks, tensorboard/version_<session>/,
+mlflow/ and wandb/, with the last session's tracker ids in trackers.json).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class RunDir:
     train_rows = property(lambda self: self.eval_file(TRAIN))
     lightning_logs = property(lambda self: self.path / "lightning")
     tensorboard_logs = property(lambda self: self.path / "tensorboard")
+    mlflow_logs = property(lambda self: self.path / "mlflow")  # an MLflow file store
+    wandb_logs = property(lambda self: self.path / "wandb")  # W&B offline runs (wandb/wandb/offline-run-*)
+    trackers = property(lambda self: self.path / "trackers.json")  # the last training session's tracker ids
 
     def eval_file(self, label: str) -> Path:
         return self.path / "eval" / f"{label}.csv"

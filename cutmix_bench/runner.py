@@ -51,6 +51,10 @@ def run_suite(suite: Suite, jobs: int = 1, wait: bool = True) -> tuple[Path, dic
     check_logger(suite.train.logger)
     runs = suite_runs(suite)
     preflight(suite, out, runs)
+    # the suite as run (overrides applied), before the first training, so `status DIR` and `resume DIR` can read
+    # it; a recorded one is left to the end of the suite (finish.py), so that a rerun refused later changes nothing
+    if not ResultsDir(out).suite.exists():
+        write_text(ResultsDir(out).suite, json.dumps(suite.model_dump(mode="json"), indent=1) + "\n")
     pending = [r for r in runs if not RunDir.of(out, r).finished(suite.evaluations)]
     data = None
     if pending:

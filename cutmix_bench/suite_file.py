@@ -5,6 +5,7 @@ parameters (dataset, model, methods, evaluations) are checked by building them o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .config import Suite, apply_override, parse_yaml, resolve_paths, short_repr
 from .errors import BenchError
 from .executors import EXECUTORS
 from .plugins import load_plugins, resolve_plugin_files
+from .rundir import ResultsDir
 
 
 def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) -> Suite:
@@ -23,6 +25,28 @@ def load_suite(path: str | Path, overrides: list[str] = (), build: bool = True) 
     relative paths given with --set are relative to the current directory. `build=False` checks the schema
     only (no plug-ins, no components, so no torch): for `status`, which reads run folders."""
     return validate(read_suite(path, overrides), str(path), build)
+
+
+def load_recorded(out: Path, build: bool = True, overrides: list[str] = ()) -> Suite:
+    """The suite a results directory was run with (its suite.json: the validated suite, overrides applied,
+    paths resolved), with `out` as its output_dir wherever the folder now is: for `status`, `resume`."""
+    path = ResultsDir(out).suite
+    if not out.is_dir():
+        raise BenchError(f"{out}: no such results directory")
+    if not path.is_file():
+        raise BenchError(f"{out}: not a results directory of `cutmix-bench run` (no {path.name}, which a run writes "
+                         f"before training); give the suite file instead")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BenchError(f"{path}: damaged suite record ({type(exc).__name__}); expected the suite.json a run "
+                         f"wrote") from None
+    if not isinstance(raw, dict):
+        raise BenchError(f"{path}: damaged suite record (not a mapping); expected the suite.json a run wrote")
+    raw["output_dir"] = str(out)
+    for item in overrides:
+        apply_override(raw, item)
+    return validate(raw, str(path), build)
 
 
 def read_suite(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:

@@ -84,29 +84,38 @@ class MixCollate(_Mixing):
     """A torchvision-v2-style batch transform: `mix(images, labels) -> (images, soft targets)`, and as a
     DataLoader `collate_fn` (`mix(samples)`): default_collate, then mixing. Dict samples keep their keys.
 
-    Seeding: without workers the draws are the runner's (`mixing_rng(seed, epoch)`; call `set_epoch` at each
-    epoch start, else one stream continues over the epochs). In a worker process w the generator is
-    `default_rng([seed, epoch, 1, w])`: deterministic for a seed, but not the runner's stream, since the
-    batches of an epoch are then collated in several processes."""
+    Seeding: call `set_epoch(epoch)` at each epoch start, before iterating the loader (as for a
+    DistributedSampler). Without workers the draws are the runner's (`mixing_rng(seed, epoch)`). In a worker
+    process w the generator is `default_rng([seed, epoch, 1, w])`, started afresh at each epoch: deterministic
+    for a seed, and an epoch's draws are those of a fresh run of that epoch (a resume), but not the runner's
+    stream, since the batches of an epoch are then collated in several processes. The epoch is held in shared
+    memory, so it reaches workers that outlive an epoch (`persistent_workers=True`), which keep the copy of this
+    object they were started with."""
 
     def __init__(self, method: str | Method = "cutmix", num_classes: int = 0, seed: int = 0,
                  image_key: str = "image", label_key: str = "label", **params: Any) -> None:
         super().__init__(method, num_classes, seed, image_key, label_key, **params)
-        self.epoch = 0
+        # shared with the DataLoader's worker processes, forked or spawned (torch pickles it as shared memory)
+        self._epoch = torch.zeros(2, dtype=torch.int64).share_memory_()  # [epoch, times set]
         self._rng: np.random.Generator | None = None
-        self._stream: tuple[int, int | None] | None = None
+        self._stream: tuple[int, int, int | None] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
         """Start the draws of `epoch` afresh (also when it is the current epoch again)."""
-        self.epoch, self._rng = epoch, None
+        self._epoch += torch.tensor([epoch - self.epoch, 1])
 
     def generator(self) -> np.random.Generator:
         worker = get_worker_info()
-        stream = (self.epoch, None if worker is None else worker.id)
+        epoch, times_set = self._epoch.tolist()
+        stream = (epoch, times_set, None if worker is None else worker.id)
         if self._rng is None or stream != self._stream:
             self._stream = stream
-            self._rng = mixing_rng(self.seed, self.epoch) if worker is None else \
-                np.random.default_rng([self.seed, self.epoch, 1, worker.id])
+            self._rng = mixing_rng(self.seed, epoch) if worker is None else \
+                np.random.default_rng([self.seed, epoch, 1, worker.id])
         return self._rng
 
     def __call__(self, *args: Any) -> Any:

@@ -13,17 +13,18 @@ import torch
 
 from cutmix_bench.cli import main
 from cutmix_bench.rundir import Run, RunDir
+from cutmix_bench.setups import training_setup
 from cutmix_bench.suite_data import load_data
 from cutmix_bench.suite_file import validate
 from cutmix_bench.training import train_run
-from cutmix_bench.training.callbacks import LOG_COLUMNS, TENSORBOARD_PACKAGES
+from cutmix_bench.training.callbacks import LOG_COLUMNS, TENSORBOARD_PACKAGES, TRACKER_PACKAGES
 
 from helpers import tiny_suite
 
 CPU = torch.device("cpu")
 
 
-def suite(epochs: int, logger: str = "csv") -> object:
+def suite(epochs: int, logger: str | list[str] = "csv") -> object:
     return validate({
         "name": "loggers",
         "data": {"name": "synthetic", "params": {"num_classes": 4, "train_size": 96, "test_size": 32, "size": 16}},
@@ -37,8 +38,9 @@ def suite(epochs: int, logger: str = "csv") -> object:
 
 def lightning_rows(run_dir: Path, version: int) -> pd.DataFrame:
     frame = pd.read_csv(RunDir(run_dir).lightning_logs / f"version_{version}" / "metrics.csv")
-    rows = frame[frame["epoch/train_loss"].notna()].drop(columns="test_acc")  # the validation pass's own (0..1)
-    return rows.rename(columns={f"epoch/{c}": c for c in LOG_COLUMNS})[list(LOG_COLUMNS)].reset_index(drop=True)
+    assert "test_acc" not in frame  # the validation pass's own (0..1) stays out: one name per quantity
+    rows = frame[frame["per_epoch/train_loss"].notna()]
+    return rows.rename(columns={f"per_epoch/{c}": c for c in LOG_COLUMNS})[list(LOG_COLUMNS)].reset_index(drop=True)
 
 
 def test_csv_logger_gets_the_rows_of_log_csv_one_version_per_session(tmp_path: Path) -> None:
@@ -55,20 +57,28 @@ def test_csv_logger_gets_the_rows_of_log_csv_one_version_per_session(tmp_path: P
     pd.testing.assert_frame_equal(logged, log, check_dtype=False, rtol=1e-6, atol=1e-7)
 
 
-def test_tensorboard_without_its_package_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("tracker", ["tensorboard", "mlflow", "wandb"])
+def test_tracker_without_its_package_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture, tracker: str) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in TENSORBOARD_PACKAGES
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in TRACKER_PACKAGES[tracker]
                         else real(name, *a))
     path = tiny_suite(tmp_path)
-    assert main(["run", str(path), "--quiet", "--set", "train.logger=tensorboard"]) == 2
+    assert main(["run", str(path), "--quiet", "--set", f"train.logger=[csv, {tracker}]"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("cutmix-bench: error: train.logger: 'tensorboard' needs the tensorboard package")
+    assert error.startswith(f"cutmix-bench: error: train.logger: '{tracker}' needs the {tracker} package "
+                            f"(pip install 'cutmix-bench[{tracker}]'")
     assert len(error.splitlines()) == 1 and not (tmp_path / "out" / "runs").exists()
 
 
+def test_the_tracker_is_not_in_the_setup() -> None:
+    assert training_setup(suite(1, "csv"), Run("cutmix", 0)) == training_setup(
+        suite(1, ["tensorboard", "mlflow", "wandb"]), Run("cutmix", 0))
+    assert suite(1, "tensorboard").train.logger == ("tensorboard",)
+
+
 def test_logger_key_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["run", str(tiny_suite(tmp_path)), "--dry-run", "--set", "train.logger=wandb"]) == 2
+    assert main(["run", str(tiny_suite(tmp_path)), "--dry-run", "--set", "train.logger=comet"]) == 2
     assert "train.logger" in capsys.readouterr().err
 
 

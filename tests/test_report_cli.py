@@ -125,7 +125,8 @@ def test_report_of_a_suite_keeps_the_failed_runs(tmp_path: Path, capsys) -> None
     assert main(["report", str(suite)]) == 0
     assert capsys.readouterr().out == f"report: {tmp_path / 'out' / 'report.md'}\n"
     failures = json.loads((tmp_path / "out" / "failures.json").read_text())
-    assert failures == {"baseline-s0": "not finished: not run yet, or still running (see `cutmix-bench status SUITE`)",
+    assert failures == {"baseline-s0": "not finished: not run yet, or still running "
+                                       "(see `cutmix-bench status RESULTS_DIR`)",
                         "cutmix-s0": "RuntimeError: out of memory"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Failed or unfinished runs" in report and "- `cutmix-s0`: RuntimeError: out of memory" in report

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -168,3 +169,40 @@ def test_bad_uses_fail_clearly(data: tuple) -> None:
     callback = MixingCallback("cutmix", num_classes=CLASSES)
     with pytest.raises(TypeError, match="list"):
         callback.on_train_batch_start(None, None, (data[0], data[1]), 0)
+
+
+def worker_recipe(method_name: str, x: torch.Tensor, y: torch.Tensor, epoch: int, workers: int,
+                  **params: object) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The documented draws with workers: DataLoader hands batch i to worker i % workers, and worker w draws its
+    batches in order from default_rng([seed, epoch, 1, w]), started afresh at each epoch."""
+    method = create_method(method_name, **params)
+    rngs = [np.random.default_rng([SEED, epoch, 1, w]) for w in range(workers)]
+    return [method(x[i:i + BATCH], F.one_hot(y[i:i + BATCH], CLASSES).float(), rngs[(i // BATCH) % workers])
+            for i in range(0, len(x), BATCH)]
+
+
+def test_collate_transform_with_persistent_workers_across_a_resume() -> None:
+    """Workers that outlive an epoch see each set_epoch (its epoch in shared memory): every epoch's draws are the
+    documented ones, differ from the previous epoch's (the same images, unshuffled), and a fresh loader started
+    at epoch 2 (a resume) gives exactly the draws of epoch 2 of the uninterrupted loader."""
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6 * BATCH, 3, 8, 8, generator=generator), torch.randint(0, CLASSES, (6 * BATCH,),
+                                                                               generator=generator)
+
+    def loader(mix: MixCollate) -> DataLoader:
+        return DataLoader(TensorDataset(x, y), batch_size=BATCH, collate_fn=mix, num_workers=2,
+                          persistent_workers=True)
+
+    mix = MixCollate("mixup", num_classes=CLASSES, seed=SEED, alpha=0.4)
+    uninterrupted, epochs = loader(mix), []
+    for epoch in range(3):
+        mix.set_epoch(epoch)
+        epochs.append([tuple(batch) for batch in uninterrupted])
+    resumed_mix = MixCollate("mixup", num_classes=CLASSES, seed=SEED, alpha=0.4)
+    resumed_mix.set_epoch(2)
+    resumed = [tuple(batch) for batch in loader(resumed_mix)]
+    for epoch, batches in enumerate(epochs):
+        want = worker_recipe("mixup", x, y, epoch, 2, alpha=0.4)
+        assert all(torch.equal(a, b) for got, exp in zip(batches, want, strict=True) for a, b in zip(got, exp))
+    assert not torch.equal(epochs[0][0][0], epochs[1][0][0])
+    assert all(torch.equal(a, b) for got, exp in zip(resumed, epochs[2], strict=True) for a, b in zip(got, exp))

@@ -4,6 +4,7 @@ is the runner's business."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ..data import Dataset, Split
 from ..errors import BenchError
 from ..models.memory_format import to_channels_last
 from ..rundir import TRAIN, Run, RunDir
-from .callbacks import EpochLog, PeriodicCheckpoint, loggers, read_log
+from .callbacks import EpochLog, Hyperparameters, PeriodicCheckpoint, loggers, read_log, record_trackers, step_lr
 from .loader import RunData
 from .module import Classifier
 
@@ -54,18 +55,22 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
         module.model.compile()  # in place: parameter names (and so checkpoints) stay unchanged
     if last.exists():
         check_checkpoint(last, module.state_dict())
+    trackers = loggers(run_dir, cfg.logger)
+    setup = json.loads(folder.setup.read_text()) if folder.setup.exists() else {}
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator=device.type, **distributed(cfg, device),
         precision=precision(cfg.precision, device), plugins=[LightningEnvironment()],
-        logger=loggers(run_dir, cfg.logger), enable_progress_bar=False, enable_model_summary=False,
+        logger=trackers, log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False,
-        callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every)],
+        callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every), Hyperparameters(setup),
+                   step_lr()],
         check_val_every_n_epoch=cfg.eval_every or cfg.epochs + 1, num_sanity_val_steps=0,
         deterministic=device.type == "cpu", benchmark=device.type == "cuda",
     )
     started = time.perf_counter()
     trainer.fit(module, datamodule=loaders, ckpt_path=str(last) if last.exists() else None, weights_only=True)
     seconds = time.perf_counter() - started
+    record_trackers(run_dir, trackers)
     epoch_log = read_log(log_file)
     images = steps * cfg.batch_size * len(epoch_log)
     epoch_seconds = epoch_log["seconds"].sum()

@@ -16,6 +16,8 @@ from ..errors import BenchError
 from ..methods import Method
 from ..methods.base import has_own_loss, output_problem
 
+LR_NAME = "per_step/lr"  # the scheduler's name: the trackers' key of the per-step learning rate (LearningRateMonitor)
+
 
 def mixing_rng(seed: int, epoch: int) -> np.random.Generator:
     """The generator of all mixing draws of an epoch (shared with the Lightning callback and the collate
@@ -104,7 +106,8 @@ class Classifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         correct = (self.model(x).argmax(1) == y).float().mean()
-        self.log("test_acc", correct, on_epoch=True, batch_size=len(y), prog_bar=False)
+        # for EpochLog only (it logs `per_epoch/test_acc` in %): not a second name of one quantity in the trackers
+        self.log("test_acc", correct, on_epoch=True, batch_size=len(y), prog_bar=False, logger=False)
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning's return type is a union)
         opt_cfg, sched = self.cfg.optimizer, self.cfg.schedule
@@ -128,4 +131,4 @@ class Classifier(pl.LightningModule):
             return 1.0
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": LR_NAME}}
