@@ -91,6 +91,7 @@ def training_inputs(images: np.ndarray, labels: np.ndarray, mean: tuple, std: tu
     method, a NumPy generator seeded by `seed`), label weights written under each image."""
     import torch
 
+    from ..methods.base import output_problem
 
     x01 = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255
     m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
@@ -98,7 +99,13 @@ def training_inputs(images: np.ndarray, labels: np.ndarray, mean: tuple, std: tu
     figure, axes = new_figure(len(methods), len(images), width=1.25, height=1.55)
     for row, (label, method) in zip(axes, methods.items()):
         with torch.no_grad():
-            mixed, weights = method((x01 - m) / s, target.clone(), np.random.default_rng(seed))
+            batch = (x01 - m) / s
+            mixed, weights = method(batch, target.clone(), np.random.default_rng(seed))
+        if output_problem(batch, target, mixed, weights):  # a plug-in's broken output: its run fails, the row says so
+            for ax in row:
+                ax.axis("off")
+            row[0].set_title(f"{display_name(label)}: output breaks the method contract", fontsize=7, loc="left")
+            continue
         shown = ((mixed * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         for i, ax in enumerate(row):
             ax.imshow(shown[i].squeeze(), cmap="gray" if shown.shape[-1] == 1 else None, interpolation="nearest")
