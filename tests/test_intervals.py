@@ -171,7 +171,7 @@ def test_ood_rows_and_set_means_have_intervals(ctx: EvalContext, tmp_path: Path)
     check_rows(scored, 100)
     assert all(r["n_in"] == 100 for r in scored)
     means = {(r["subset"], r["metric"]): r for r in rows if r["metric"].startswith("mean_")}
-    assert set(means) == {(g, f"mean_{m}") for g in ("far", "all") for m in metrics.METRICS}
+    assert set(means) == {(g, f"mean_{m}") for g in ("noise", "all") for m in metrics.METRICS}  # synthetic: noise
     for (_, metric), row in means.items():
         per_set = [r["value"] for r in scored if r["metric"] == metric.removeprefix("mean_")]
         assert row["value"] == pytest.approx(np.mean(per_set)) and row["sets"] == 2 and row["n"] == 200

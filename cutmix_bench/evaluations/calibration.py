@@ -77,17 +77,30 @@ class CellStats:
                 "brier": float(self.brier.mean())}
 
 
-def cell_rows(cells: list[tuple[str, int, CellStats]], suffix: str) -> list[dict]:
-    """`ece`, `nll`, `brier` (+ `suffix`) of every cell, with n (no interval: the means below carry one)."""
-    return [{"metric": f"{metric}{suffix}", "subset": c, "level": s, "value": value, "n": len(stats.nll)}
-            for c, s, stats in cells for metric, value in stats.values().items()]
+def cell_rows(cells: list[tuple[str, int, CellStats]], suffix: str, seed: int = intervals.SEED) -> list[dict]:
+    """`ece`, `nll`, `brier` (+ `suffix`) of every cell, each with its percentile bootstrap interval over the images
+    (the same resamples for every cell, as for the means)."""
+    rows = []
+    for c, s, stats in cells:
+        n, gaps = len(stats.nll), stats.gaps()
+        ece, nll, brier = [], [], []
+        for counts in intervals.resample_counts(n, seed):
+            weights = torch.from_numpy(counts).double()
+            ece.append(100 * (weights @ gaps).abs().sum(1) / n)
+            nll.append(weights @ stats.nll / n)
+            brier.append(weights @ stats.brier / n)
+        replicates = {"ece": torch.cat(ece), "nll": torch.cat(nll), "brier": torch.cat(brier)}
+        rows += [{"metric": f"{metric}{suffix}", "subset": c, "level": s, "value": value,
+                  **intervals.percentile(replicates[metric].numpy(), n)} for metric, value in stats.values().items()]
+    return rows
 
 
 def summary_rows(cells: list[tuple[str, int, CellStats]], suffix: str, seed: int = intervals.SEED) -> list[dict]:
     """`mean_ece`, `mean_nll`, `mean_brier` (+ `suffix`): the plain mean over the cells (all scoring the same
     images), with a percentile bootstrap interval over images (one resample shared by all cells), and the
     reliability diagram pooled over the cells: per bin, `reliability_acc` (accuracy, %, with its interval),
-    `reliability_conf` (mean confidence, %) and `reliability_share` (share of cell-images in the bin, %)."""
+    `reliability_conf` (mean confidence, %) and `reliability_share` (share of cell-images in the bin, %), each
+    with its interval."""
     if not cells:
         return []
     n, bins, count = len(cells[0][2].nll), cells[0][2].bins, len(cells)
@@ -97,31 +110,33 @@ def summary_rows(cells: list[tuple[str, int, CellStats]], suffix: str, seed: int
     members = sum(F.one_hot(s.index, bins).double() for _, _, s in cells)  # [n, bins]: cells putting the image in b
     hits = sum(F.one_hot(s.index, bins).double() * s.correct[:, None] for _, _, s in cells)
     confidence = sum(F.one_hot(s.index, bins).double() * s.confidence[:, None] for _, _, s in cells)
-    ece, nll, brier, accuracy = [], [], [], []
+    ece, nll, brier, accuracy, conf, share = [], [], [], [], [], []
     for counts in intervals.resample_counts(n, seed):
         weights = torch.from_numpy(counts).double()
         ece.append(100 * torch.stack([(weights @ g).abs().sum(1) / n for g in gaps]).mean(0))
         nll.append(weights @ mean_nll / n)
         brier.append(weights @ mean_brier / n)
         accuracy.append(100 * (weights @ hits) / (weights @ members))  # NaN for a bin a resample leaves empty
+        conf.append(100 * (weights @ confidence) / (weights @ members))
+        share.append(100 * (weights @ members) / (n * count))
     replicates = {"ece": torch.cat(ece), "nll": torch.cat(nll), "brier": torch.cat(brier)}
     point = {"ece": 100 * float(np.mean([g.sum(0).abs().sum() / n for g in gaps])),
              "nll": float(mean_nll.mean()), "brier": float(mean_brier.mean())}
     rows = [{"metric": f"mean_{m}{suffix}", "value": point[m], "cells": count,
              **intervals.percentile(replicates[m].numpy(), n)} for m in METRICS]
-    accuracy_replicates = torch.cat(accuracy).numpy()
+    bin_replicates = {"acc": torch.cat(accuracy).numpy(), "conf": torch.cat(conf).numpy(),
+                      "share": torch.cat(share).numpy()}
     total, in_bin = members.sum(0), members.sum(0) > 0
     for b in range(bins):
         if not in_bin[b]:
             continue
         edge = (b + 1) / bins
-        kept = accuracy_replicates[:, b][~np.isnan(accuracy_replicates[:, b])]
-        rows += [{"metric": f"reliability_acc{suffix}", "level": edge, "cells": count,
-                  "value": 100 * float(hits[:, b].sum() / total[b]), **intervals.percentile(kept, n)},
-                 {"metric": f"reliability_conf{suffix}", "level": edge, "cells": count,
-                  "value": 100 * float(confidence[:, b].sum() / total[b])},
-                 {"metric": f"reliability_share{suffix}", "level": edge, "cells": count,
-                  "value": 100 * float(total[b] / (n * count))}]
+        point = {"acc": hits[:, b].sum() / total[b], "conf": confidence[:, b].sum() / total[b],
+                 "share": total[b] / (n * count)}
+        for name, value in point.items():
+            kept = bin_replicates[name][:, b][~np.isnan(bin_replicates[name][:, b])]
+            rows.append({"metric": f"reliability_{name}{suffix}", "level": edge, "cells": count,
+                         "value": 100 * float(value), **intervals.percentile(kept, n)})
     return rows
 
 
