@@ -40,7 +40,7 @@ def test_one_short_epoch_on_cifar100_beats_chance(data_dir: Path, tmp_path: Path
 
 def test_shortened_cifar100_suite_reports_every_evaluation(data_dir: Path, tmp_path: Path) -> None:
     """The CIFAR-100 suite with its default evaluations, shortened: corruption tables and figure, OOD
-    with CIFAR-10 and Tiny ImageNet as near sets and the noise sets as far ones, occlusion, in-between
+    with CIFAR-10 and Tiny ImageNet as near sets and the noise sets in their own group, occlusion, in-between
     and adversarial sections, for both methods."""
     root = data_dir / "cifar100"
     if not (root / "train.npz").is_file() or not (data_dir / "tinyimagenet32" / "test.npz").is_file():
@@ -62,6 +62,7 @@ def test_shortened_cifar100_suite_reports_every_evaluation(data_dir: Path, tmp_p
     results = pd.read_csv(out / "results.csv")
     ood = results[(results["evaluation"] == "ood") & (results["metric"] == "auroc")]
     assert set(ood.loc[ood["group"] == "near", "subset"]) == {"cifar10", "tinyimagenet"}
-    assert {"gaussian", "uniform"} <= set(ood.loc[ood["group"] == "far", "subset"])
+    assert {"gaussian", "uniform"} <= set(ood.loc[ood["group"] == "noise", "subset"])
+    assert not {"gaussian", "uniform"} & set(ood.loc[ood["group"] == "far", "subset"])  # never reported as far
     cells = results[(results["evaluation"] == "corruptions") & (results["metric"] == "top1_err")]
     assert len(cells) == 2 * 19 * 5 and cells["value"].between(0, 100).all()
