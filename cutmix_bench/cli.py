@@ -233,7 +233,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out, runs = output_dir(suite), suite_runs(suite)
     check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
     build_report(suite, collect_results(out, runs), out, {})  # bad run files fail here, before any rewrite
-    finish_suite(suite, out, runs, draw_inputs=False, unfinished=NOT_RUN)
+    finish_suite(suite, out, runs, draw_inputs=False, unfinished=NOT_RUN, ran=False)
     print(f"report: {ResultsDir(out).report}")
     return 0
 

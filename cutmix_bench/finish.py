@@ -31,7 +31,7 @@ UNFINISHED = "not finished: still running in another process (rerun to complete 
 
 def finish_suite(suite: Suite, out: Path, runs: list[Run], known: dict[str, str] | None = None,
                  data: tuple[Dataset, Split, Split] | None = None, draw_inputs: bool = True,
-                 unfinished: str = UNFINISHED) -> dict[str, str]:
+                 unfinished: str = UNFINISHED, ran: bool = True) -> dict[str, str]:
     """results.csv, setups.json, the metadata files with the failures, the training-input figure (when
     `draw_inputs` and not drawn yet; loads the data unless given) and report.md. Returns the failed or
     unfinished runs (run name -> message): FAILED files first, then `known` (failures no FAILED file records,
@@ -42,7 +42,8 @@ def finish_suite(suite: Suite, out: Path, runs: list[Run], known: dict[str, str]
     if draw_inputs and training_inputs_key(suite) != recorded_inputs_key(results):
         draw_training_inputs(suite, data or load_data(suite), out)
     copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
-    stamp_finished(results)
+    if ran:  # the command that ran the runs records when it ended; `report` and `evaluate` rebuild, they did not
+        stamp_finished(results)
     kill_point("report")
     report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report DIR` does
     return failures

@@ -311,7 +311,7 @@ def evaluate_models(specs: list[ModelSpec], suite: Suite, out: Path, reference: 
         runs += [Run(label, seed) for seed in seeds]
     results = collect_results(out, runs)
     # the one end-of-suite step `run` and `report` take: a suite run's failures in this folder stay in the report
-    finish_suite(Suite.model_validate(dump), out, runs, draw_inputs=False, unfinished=NOT_FINISHED)
+    finish_suite(Suite.model_validate(dump), out, runs, draw_inputs=False, unfinished=NOT_FINISHED, ran=False)
     return out, results[results["method"].isin(labels)].reset_index(drop=True)
 
 
