@@ -16,7 +16,6 @@ output folder may be a suite's output_dir: its trained runs stay and share the r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from .errors import BenchError
 from .evaluating import is_program, prepared, score_model, trained_model
 from .executing import finish_run
 from .finish import collect_results, finish_suite
-from .io import write_text
+from .io import sha256_file, write_text
 from .models import create_model
 from .plugins import load_plugins
 from .preflight import check_data, check_writable
@@ -172,7 +171,7 @@ def load_model(spec: ModelSpec, dataset: Dataset) -> Loaded:
         norm = None if spec.normalisation is None else resolve_normalisation(spec.normalisation, None, spec.label, how)
         return Loaded(spec, model, norm, spec.input_size,
                       {"source": str(spec.path.resolve()), "format": "run", "model": run_suite.model.name,
-                       "params": run_suite.model.params, "sha256": sha256(RunDir(spec.path).checkpoint)})
+                       "params": run_suite.model.params, "sha256": sha256_file(RunDir(spec.path).checkpoint)})
     if spec.kind == "checkpoint":
         fmt = get_format(spec.format)
         model = create_model(spec.model, dataset.num_classes, "--model", **spec.params)
@@ -182,12 +181,12 @@ def load_model(spec: ModelSpec, dataset: Dataset) -> Loaded:
                                      spec.label, how)
         return Loaded(spec, model, norm, spec.input_size or fmt.image_side(dataset.num_classes) or timm_size,
                       {"source": str(spec.path.resolve()), "format": fmt.name, "model": spec.model,
-                       "params": spec.params, "sha256": sha256(spec.path)})
+                       "params": spec.params, "sha256": sha256_file(spec.path)})
     if spec.kind == "program":
         model, size = load_program(spec.path)
         return Loaded(spec, model, resolve_normalisation(spec.normalisation, None, spec.label, how),
                       spec.input_size or size, {"source": str(spec.path.resolve()), "format": "program",
-                                                "sha256": sha256(spec.path)})
+                                                "sha256": sha256_file(spec.path)})
     return Loaded(spec, spec.module, resolve_normalisation(spec.normalisation, None, spec.label, how),
                   spec.input_size, {"source": "module in memory", "format": "module",
                                     "model": type(spec.module).__name__})
@@ -216,14 +215,6 @@ def load_program(path: Path) -> tuple[nn.Module, int | None]:
     except Exception as exc:
         raise BenchError(f"{path}: not a TorchScript archive, nor a torch.export .pt2 file ({type(exc).__name__})") \
             from None
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def on_device(program: nn.Module, device: torch.device) -> nn.Module:

@@ -9,7 +9,6 @@ Arrays are opened memory-mapped, so evaluating never loads a whole file into mem
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,18 +19,10 @@ import numpy as np
 
 from ..corruptions.registry import SEVERITIES
 from ..errors import BenchError
-from ..io import atomic_write, write_text
+from ..io import atomic_write, sha256_file, write_text
 
 LABELS = "labels.npy"
 METADATA = "metadata.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(root: Path) -> dict[str, Any]:
