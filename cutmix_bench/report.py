@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,15 @@ import pandas as pd
 from .config import Reference, Suite
 from .errors import BenchError
 from .evaluations import Evaluation, ReportContext, evaluation_types
-from .evaluations.tables import display_name, markdown_table, mean_std, mean_std_table, sampling_note, save_table
+from .evaluations.tables import (
+    display_name,
+    markdown_table,
+    mean_std,
+    mean_std_table,
+    portable_paths,
+    sampling_note,
+    save_table,
+)
 from .io import write_text
 from .provenance import read_json
 from .rundir import TRAIN, ResultsDir
@@ -92,7 +98,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
         *([("Plug-ins", "; ".join(f"`{m}`: {s}" for m, s in env["plugins"].items()))] if env.get("plugins") else []),
-        ("Command", f"`{portable_command(env['command'])}`" if env.get("command") else "not recorded"),
+        ("Command", f"`{portable_paths(env['command'])}`" if env.get("command") else "not recorded"),
         ("Started", env.get("started", "not recorded")),
         ("Wall time", suite_wall_time(env)),
         ("Run time", wall_times(infos, list(suite.evaluations))),
@@ -120,17 +126,6 @@ def ran_precision(requested: str | None, infos: dict[str, dict]) -> str:
     if not ran:
         return PRECISIONS.get(str(requested)) or f"{requested} (as requested; what ran was not recorded)"
     return " / ".join(ran) + (f" (requested {requested})" if requested not in (None, *ran) else "")
-
-
-def portable_command(command: str) -> str:
-    """The recorded command without the machine's absolute paths: each becomes `…/` and its last two parts, so a
-    committed report names no home folder or checkout (`--set data.root=/home/me/x/shared/data/cifar100` ->
-    `--set data.root=…/data/cifar100`)."""
-    def shorten(match: re.Match) -> str:
-        parts = [p for p in os.path.normpath(match.group(0)).split(os.sep) if p]
-        return "…/" + "/".join(parts[-2:]) if len(parts) > 1 else match.group(0)
-
-    return re.sub(r"(?<![\w.])/[^\s'\"`]+", shorten, command)
 
 
 def suite_wall_time(env: dict) -> str:

@@ -11,15 +11,16 @@ import pytest
 
 from cutmix_bench.aggregate import Difference
 from cutmix_bench.evaluations.ood import auroc_rows, noise_as_such, set_group
-from cutmix_bench.report import format_difference, portable_command, ran_precision, suite_wall_time
+from cutmix_bench.evaluations.tables import portable_paths
+from cutmix_bench.report import format_difference, ran_precision, suite_wall_time
 
 
 def test_the_command_row_names_no_absolute_path() -> None:
     command = ("cutmix-bench run suites/cifar100-cpu.yaml --set data.root=/home/ada/work/../shared/data/cifar100 "
                "--set output_dir=/work/longrun/cifar100-cpu --set 'model.name=resnet8'")
-    assert portable_command(command) == ("cutmix-bench run suites/cifar100-cpu.yaml --set data.root=…/data/cifar100 "
+    assert portable_paths(command) == ("cutmix-bench run suites/cifar100-cpu.yaml --set data.root=…/data/cifar100 "
                                          "--set output_dir=…/longrun/cifar100-cpu --set 'model.name=resnet8'")
-    assert "/home" not in portable_command("cutmix-bench run /home/ada/s.yaml")
+    assert "/home" not in portable_paths("cutmix-bench run /home/ada/s.yaml")
 
 
 @pytest.mark.parametrize("requested,infos,shown", [
@@ -74,3 +75,12 @@ def test_a_synthetic_data_report_says_so_before_any_number(tmp_path) -> None:
     real = report_from_dir(write_dir(tmp_path / "real", {**SUITE, "data": {"name": "cifar100"}},
                                      results_table([0, 1, 2]))).read_text()
     assert "Synthetic data" not in real
+
+
+def test_the_committed_report_names_no_path_of_the_machine_that_made_it() -> None:
+    import re
+
+    from helpers import REPO
+
+    report = (REPO / "results" / "cifar100-cpu" / "report.md").read_text()
+    assert not re.findall(r"(?<![\w.…])/(?:work|home|root|tmp|Users)/\S*", report)

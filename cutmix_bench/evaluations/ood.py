@@ -31,7 +31,7 @@ from .base import EvalContext, Evaluation, Headline, Plan, ReportContext, Row
 from .budget import CPU_DEFAULT_IMAGES, scored_positions
 from .engine import Positions
 from .figures import new_figure, save_figure
-from .tables import cell_stats, display_name, mean_std, mean_std_table, sampling_note, save_table
+from .tables import cell_stats, display_name, mean_std, mean_std_table, portable_paths, sampling_note, save_table
 
 log = logging.getLogger("cutmix_bench")
 CPU_FAR_IMAGES = CPU_DEFAULT_IMAGES  # far sets per set on CPU by default (in-distribution and near sets: all)
@@ -233,7 +233,7 @@ class OOD(Evaluation):
         parts = [CONVENTIONS]
         skipped = rows[rows["metric"] == "skipped"].drop_duplicates(["subset", "note"])
         if len(skipped):
-            notes = "\n".join(f"- `{r.subset}` ({r.group}): {r.note}" for r in skipped.itertuples())
+            notes = "\n".join(f"- `{r.subset}` ({r.group}): {portable_paths(r.note)}" for r in skipped.itertuples())
             parts.append(f"**Skipped sets** (not in any average):\n\n{notes}")
         scored = rows[rows["metric"].isin(METRICS)]
         if scored.empty:

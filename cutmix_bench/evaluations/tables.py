@@ -5,6 +5,8 @@ ci_high, ...)."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,3 +119,14 @@ def settings(rows: pd.DataFrame) -> str:
     """The distinct `setting` strings of the rows (normally one), for the report text."""
     values = sorted(rows["setting"].dropna().unique()) if "setting" in rows else []
     return "; ".join(str(v) for v in values) or "not recorded"
+
+
+def portable_paths(text: str) -> str:
+    """`text` without the machine's absolute paths: each becomes `…/` and its last two parts, so a committed
+    report names no home folder or checkout (`--set data.root=/home/me/x/shared/data/cifar100` ->
+    `--set data.root=…/data/cifar100`). Used for the recorded command and for notes that name files."""
+    def shorten(match: re.Match) -> str:
+        parts = [p for p in os.path.normpath(match.group(0)).split(os.sep) if p]
+        return "…/" + "/".join(parts[-2:]) if len(parts) > 1 else match.group(0)
+
+    return re.sub(r"(?<![\w.])/[^\s'\"`]+", shorten, text)
