@@ -273,6 +273,13 @@ class Suite(Strict):
         params = dict(self.methods[label])
         return params.pop("method", label), params
 
+    def strategy_ran(self) -> str:
+        """Lightning's strategy that trains the suite's runs: `single_device`, `ddp_spawn` (several devices on one
+        node) or `ddp` (the ranks SLURM started over executor.nodes > 1). Not part of a run's setup."""
+        if self.train.devices == 1:
+            return "single_device"
+        return "ddp" if self.executor.nodes > 1 else "ddp_spawn"
+
     def evaluation_spec(self, label: str) -> tuple[str, dict[str, Any]]:
         """(registered evaluation name, parameters) of an evaluation label; `evaluation:` defaults to the
         label, so one evaluation can run twice with different parameters under two labels."""

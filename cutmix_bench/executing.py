@@ -30,7 +30,7 @@ from .rundir import TRAIN, ResultsDir, Run, RunDir, output_dir, suite_runs
 from .setups import same_setup, training_setup
 from .suite_data import load_data, select_device
 from .summary import headline_values, suite_headlines
-from .training import devices_text, precision, strategy_ran, train_run
+from .training import devices_text, precision, train_run
 from .training.callbacks import log_evaluations
 
 log = logging.getLogger("cutmix_bench")
@@ -52,7 +52,7 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
         started = time.perf_counter()
         write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, folder.path)))
         record(folder.path, seconds={TRAIN: time.perf_counter() - started}, devices=suite.train.devices,
-               strategy=strategy_ran(suite), nodes=suite.executor.nodes)  # what trained (a resume: its last part)
+               strategy=suite.strategy_ran(), nodes=suite.executor.nodes)  # what trained (a resume: its last part)
     record(folder.path, train_images=len(data[1]), test_images=len(data[2]),
            precision=precision(suite.train.precision, device))  # what ran: `auto` resolved
     rows = pd.read_csv(train_file).to_dict("records")
@@ -68,7 +68,7 @@ def resolved_suite(suite: Suite) -> dict:
     (ddp_spawn or ddp; `auto` stays for one device), still a valid suite."""
     dump = suite.model_dump(mode="json")
     if suite.train.devices > 1:
-        dump["train"]["strategy"] = strategy_ran(suite)
+        dump["train"]["strategy"] = suite.strategy_ran()
     return dump
 
 

@@ -94,7 +94,7 @@ def distributed(suite: Suite, device: torch.device) -> dict[str, Any]:
     cfg, nodes = suite.train, suite.executor.nodes
     if cfg.devices == 1:
         return {"devices": 1 if device.index is None else [device.index], "plugins": [OwnRanks()]}
-    ranks = {"strategy": strategy_ran(suite), "sync_batchnorm": device.type == "cuda"}
+    ranks = {"strategy": suite.strategy_ran(), "sync_batchnorm": device.type == "cuda"}
     if nodes == 1:
         return {"devices": cfg.devices, **ranks, "plugins": [OwnRanks()]}
     if not SLURMEnvironment.detect():
@@ -104,20 +104,13 @@ def distributed(suite: Suite, device: torch.device) -> dict[str, Any]:
             "plugins": [SLURMEnvironment(auto_requeue=False)]}
 
 
-def strategy_ran(suite: Suite) -> str:
-    """Lightning's strategy that trains the suite's runs: `single_device`, `ddp_spawn` (several devices on one
-    node) or `ddp` (the ranks SLURM started over executor.nodes > 1). Not part of a run's setup."""
-    if suite.train.devices == 1:
-        return "single_device"
-    return "ddp" if suite.executor.nodes > 1 else "ddp_spawn"
-
-
 def devices_text(suite: Suite, device: torch.device) -> str:
     """`cpu`, or `2 x cuda (ddp_spawn)`, `8 x cuda over 2 nodes (ddp)`: where a run trains, for the command's lines."""
     if suite.train.devices == 1:
         return str(device)
     nodes = suite.executor.nodes
-    return f"{suite.train.devices} x {device.type}{f' over {nodes} nodes' if nodes > 1 else ''} ({strategy_ran(suite)})"
+    where = f" over {nodes} nodes" if nodes > 1 else ""
+    return f"{suite.train.devices} x {device.type}{where} ({suite.strategy_ran()})"
 
 
 class OwnRanks(LightningEnvironment):
