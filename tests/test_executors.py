@@ -169,9 +169,10 @@ def test_a_job_of_an_earlier_submission_leaves_its_run_alone(tmp_path: Path) -> 
     assert read_state(folder)["state"] == "queued" and read_state(folder)["token"] == "new-submission"
 
 
-def sbatch_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str, *overrides: str) -> list[str]:
+def sbatch_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None, *overrides: str,
+                 suite_file: Path = SMOKE, runs: int = 5) -> list[str]:
     """The sbatch file submitit would submit for the suite (a stand-in `srun` on PATH makes this machine look like a
-    cluster), with its job array of 5 runs."""
+    cluster), with its job array of `runs` runs."""
     import submitit
 
     from cutmix_bench.executors.slurm import SUBMITIT_DIR, parameters
@@ -182,10 +183,10 @@ def sbatch_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str,
     srun.write_text("#!/bin/sh\n")
     srun.chmod(0o755)
     monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
-    suite = load_suite(SMOKE, [f"executor={executor}", *overrides])
+    suite = load_suite(suite_file, [*([f"executor={executor}"] if executor else []), *overrides])
     cluster = submitit.AutoExecutor(folder=tmp_path / SUBMITIT_DIR, cluster="slurm")
     cluster.update_parameters(**parameters(suite, suite.executor))
-    cluster._executor.parameters["map_count"] = 5  # as submitit's job array submission sets it
+    cluster._executor.parameters["map_count"] = runs  # as submitit's job array submission sets it
     return cluster._executor._make_submission_file_text("python -m x", "uid").splitlines()
 
 
@@ -204,12 +205,22 @@ def test_the_suite_resources_become_sbatch_options(tmp_path: Path, monkeypatch: 
     assert lines.index("source activate bench") < next(i for i, line in enumerate(lines) if line.startswith("srun"))
 
 
-def test_a_run_over_several_nodes_is_one_task_per_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """8 devices over 2 nodes: 4 tasks (ranks) on each node, each with its GPU and its share of the CPUs."""
-    lines = sbatch_lines(tmp_path, monkeypatch, "{name: slurm, nodes: 2, gpus_per_run: 8, cpus_per_run: 32}",
-                         "train.devices=8")
-    for option in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=4", "array=0-4%5"):
+def test_the_lab_cluster_example_of_the_docs_is_one_task_per_device(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/scaleout.md's worked example (8 devices over 2 nodes, 9 runs): 4 tasks (ranks) on each node, each with
+    its GPU and its share of the CPUs, and every sbatch option and setup line the docs name."""
+    docs = (REPO / "docs" / "scaleout.md").read_text()
+    example = tmp_path / "cluster.yaml"
+    example.write_text(docs.split("# suites/cifar100-cluster.yaml\n", 1)[1].split("```", 1)[0])
+    lines = sbatch_lines(tmp_path, monkeypatch, None, suite_file=example, runs=9)
+    for option in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=4", "partition=gpu",
+                   "account=ada-lab", "constraint=a100", "array=0-8%3", "signal=USR2@90", "mem=64GB", "qos=normal",
+                   "mail-type=END,FAIL", "time=720"):
         assert f"#SBATCH --{option}" in lines
+        assert f"`--{option}`" in docs or option in ("mem=64GB", "qos=normal", "mail-type=END,FAIL", "time=720")
+    setup = lines.index("# setup")
+    assert lines[setup + 1: setup + 4] == ["module load cuda/12.4", "source ~/miniconda3/etc/profile.d/conda.sh",
+                                           "conda activate bench"]
 
 
 @pytest.mark.parametrize(("executor", "devices", "expected"), [
