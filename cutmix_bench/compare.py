@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .aggregate import per_image_difference, welch
 from .config import Suite
 from .errors import BenchError
@@ -120,6 +122,23 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def side_by_side(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """The A cell, the B cell and B − A of one headline and method (rows of `headline_values`: value, half)."""
+    if len(a) == len(b) == 1:
+        cells = [with_half(rows["value"].iloc[0], rows["half"].iloc[0]) for rows in (a, b)]
+        one = per_image_difference(float(b["value"].iloc[0] - a["value"].iloc[0]), a["half"].iloc[0], b["half"].iloc[0])
+        return [*cells, difference_cell(one.delta, one.low, one.high)]
+    cells = [mean_std(rows["value"]) if len(rows) else "missing" for rows in (a, b)]
+    if a.empty or b.empty:
+        return [*cells, "–"]
+    return [*cells, difference_cell(*welch(a["value"], b["value"]))]
+
+
+def difference_cell(delta: float, low: float, high: float) -> str:
+    mark = " *" if not math.isnan(low) and (low > 0 or high < 0) else ""
+    return f"{delta:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]{mark}" if not math.isnan(low) else "")
+
+
 def with_half(value: float, half: float) -> str:
     """One run's value with its per-image 95% half-width (none where results.csv has no interval)."""
     return f"{value:.2f}" if math.isnan(half) else f"{value:.2f} ± {half:.2f}"
@@ -165,27 +184,11 @@ def compare_dirs(a: Path, b: Path, path: Path, allow_different: bool = False, fo
     body = []
     for headline in headlines:
         for method in methods:
-            mine_a = values_a[(values_a["headline"] == headline.key) & (values_a["method"] == method)]["value"]
-            mine_b = values_b[(values_b["headline"] == headline.key) & (values_b["method"] == method)]["value"]
-            if mine_a.empty and mine_b.empty:
+            rows_a, rows_b = (values[(values["headline"] == headline.key) & (values["method"] == method)]
+                              for values in (values_a, values_b))
+            if rows_a.empty and rows_b.empty:
                 continue
-            halves_a, halves_b = (values[(values["headline"] == headline.key) & (values["method"] == method)]["half"]
-                                  for values in (values_a, values_b))
-            one_seed = len(mine_a) == len(mine_b) == 1
-            cells = [(with_half(v.iloc[0], h.iloc[0]) if one_seed else mean_std(v)) if len(v) else "missing"
-                     for v, h in ((mine_a, halves_a), (mine_b, halves_b))]
-            if one_seed:
-                difference = per_image_difference(float(mine_b.iloc[0] - mine_a.iloc[0]), halves_a.iloc[0],
-                                                  halves_b.iloc[0])
-                delta, low, high = difference.delta, difference.low, difference.high
-            elif len(mine_a) and len(mine_b):
-                delta, low, high = welch(mine_a, mine_b)
-            if len(mine_a) and len(mine_b):
-                mark = " *" if not math.isnan(low) and (low > 0 or high < 0) else ""
-                diff = f"{delta:+.2f}" + (f" [{low:+.2f}, {high:+.2f}]{mark}" if not math.isnan(low) else "")
-            else:
-                diff = "–"
-            body.append([f"{headline.label} {headline.arrow}", display_name(method), *cells, diff])
+            body.append([f"{headline.label} {headline.arrow}", display_name(method), *side_by_side(rows_a, rows_b)])
     warning = ("\n\n**Different setups** (compared with --allow-different): B − A mixes the effect of the method "
                "with these differences:\n\n" + "\n".join(f"- {d}" for d in differing)) if differing else ""
     ran = execution_differences(suite_a, a, suite_b, b)

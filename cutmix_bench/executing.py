@@ -63,6 +63,7 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     finish_run(folder, rows, meta)
     kill_point(f"done:{run.name}")
 
+
 def resolved_suite(suite: Suite) -> dict:
     """The suite as the run folder's config.yaml holds it: `train.strategy` the one that trains on several devices
     (ddp_spawn or ddp; `auto` stays for one device), still a valid suite."""
