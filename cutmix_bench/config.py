@@ -280,6 +280,15 @@ class Suite(Strict):
             return "single_device"
         return "ddp" if self.executor.nodes > 1 else "ddp_spawn"
 
+    def training_devices(self, device: Any) -> str:
+        """`cpu`, or `2 x cuda (ddp_spawn)`, `8 x cuda over 2 nodes (ddp)`: where a run trains on `device` (a
+        torch.device), for the command's lines."""
+        if self.train.devices == 1:
+            return str(device)
+        nodes = self.executor.nodes
+        where = f" over {nodes} nodes" if nodes > 1 else ""
+        return f"{self.train.devices} x {device.type}{where} ({self.strategy_ran()})"
+
     def evaluation_spec(self, label: str) -> tuple[str, dict[str, Any]]:
         """(registered evaluation name, parameters) of an evaluation label; `evaluation:` defaults to the
         label, so one evaluation can run twice with different parameters under two labels."""

@@ -30,7 +30,7 @@ from .rundir import TRAIN, ResultsDir, Run, RunDir, output_dir, suite_runs
 from .setups import same_setup, training_setup
 from .suite_data import load_data, select_device
 from .summary import headline_values, suite_headlines
-from .training import devices_text, precision, train_run
+from .training import precision, train_run
 from .training.callbacks import log_evaluations
 
 log = logging.getLogger("cutmix_bench")
@@ -136,7 +136,7 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
                     log.info("[%d/%d] %s: held by a scheduler job (state.json), skipped", i, len(runs), run.name)
                     continue
                 data = data or load_data(suite)
-                log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, devices_text(suite, device))
+                log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, suite.training_devices(device))
                 folder.failed.unlink(missing_ok=True)
                 if lock:  # for `cutmix-bench status` (a scheduler job records its own state)
                     write_state(folder, fresh=True, state="running", cluster="process", job_id=str(os.getpid()),

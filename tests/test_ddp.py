@@ -69,6 +69,17 @@ def test_a_batch_that_does_not_split_evenly_is_refused() -> None:
         validate(suite_dict(Path("/tmp/unused"), devices=4, batch_size=30))
 
 
+@pytest.mark.parametrize(("devices", "nodes", "device", "strategy", "shown"), [
+    (1, 1, "cpu", "single_device", "cpu"), (2, 1, "cpu", "ddp_spawn", "2 x cpu (ddp_spawn)"),
+    (8, 2, "cuda", "ddp", "8 x cuda over 2 nodes (ddp)")])
+def test_the_run_lines_name_the_devices_and_the_strategy_that_trains(devices: int, nodes: int, device: str,
+                                                                     strategy: str, shown: str) -> None:
+    raw = suite_dict(Path("/tmp/unused"), devices)
+    raw["executor"] = {"name": "slurm", "nodes": nodes, "gpus_per_run": devices}
+    suite = validate(raw)
+    assert suite.strategy_ran() == strategy and suite.training_devices(torch.device(device)) == shown
+
+
 def suite_dict(out: Path, devices: int, batch_size: int = 32) -> dict:
     return {"name": "ddp", "data": {"name": "synthetic", "params": {"num_classes": 4, "train_size": 128,
                                                                   "test_size": 64, "size": 12}},

@@ -104,15 +104,6 @@ def distributed(suite: Suite, device: torch.device) -> dict[str, Any]:
             "plugins": [SLURMEnvironment(auto_requeue=False)]}
 
 
-def devices_text(suite: Suite, device: torch.device) -> str:
-    """`cpu`, or `2 x cuda (ddp_spawn)`, `8 x cuda over 2 nodes (ddp)`: where a run trains, for the command's lines."""
-    if suite.train.devices == 1:
-        return str(device)
-    nodes = suite.executor.nodes
-    where = f" over {nodes} nodes" if nodes > 1 else ""
-    return f"{suite.train.devices} x {device.type}{where} ({suite.strategy_ran()})"
-
-
 class OwnRanks(LightningEnvironment):
     """Lightning's plain environment: a run starts its own ranks inside one scheduler task, so Lightning must not
     take the SLURM variables of a submitit job for a multi-task launch, nor install its own requeue handler. A
