@@ -1,8 +1,11 @@
 """Shared fixtures: the location of the real data (skipped when absent) and one CPU thread per test
-session, so that the suite behaves the same on a busy 2-core CI machine as on a laptop."""
+session, so that the suite behaves the same on a busy 2-core CI machine as on a laptop. The session gets its own
+cache folder: `list` caches its text there, and a test process's registries hold the tests' plug-ins."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="cutmix-bench-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,7 @@ class NoBatchNorm(nn.Sequential):
 
 @MODELS.register("plugin-no-batchnorm")
 def no_batchnorm(num_classes: int, width: int = 8) -> nn.Module:
+    """A BatchNorm-free CNN that records the rows each process trains on (the multi-node test's counter)."""
     return NoBatchNorm(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                        nn.Linear(width, num_classes))
 '''
