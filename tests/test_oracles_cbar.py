@@ -402,5 +402,6 @@ def test_a_seeded_set_is_the_same_bytes_and_the_seed_matters(photos: np.ndarray)
 def test_cbar_refuses_other_parameters_and_odd_sides(photos: np.ndarray) -> None:
     with pytest.raises(BenchError, match="sparkles .C-bar.: params=imagenet; .*expected params=cifar"):
         C.corrupt("sparkles", photos, 1, np.random.default_rng(0), "imagenet")
-    with pytest.raises(BenchError, match="ripple .C-bar.: images of 31x32 pixels"):
-        C.corrupt("ripple", photos[:, :31], 1, np.random.default_rng(0))
+    for rows, cols in ((31, 32), (31, 31)):
+        with pytest.raises(BenchError, match=f"ripple .C-bar.: images of {rows}x{cols} pixels; expected square"):
+            C.corrupt("ripple", photos[:, :rows, :cols], 1, np.random.default_rng(0))
