@@ -174,3 +174,53 @@ def test_eval_compile_gives_the_same_predictions(trained, monkeypatch) -> None:
         errors = a["metric"].str.endswith("_err")
         assert a[errors]["value"].tolist() == b[errors]["value"].tolist(), label
         assert np.allclose(a["value"], b["value"], rtol=1e-5, atol=1e-6), label
+
+
+USER_MAHALANOBIS = '''"""A user's own Mahalanobis score, kept in the user's repository: a FeatureScore gets the engine's features."""
+import numpy as np
+
+from cutmix_bench.ood.fitted import FeatureScore
+from cutmix_bench.ood.scores import SCORES
+
+
+@SCORES.register("user_mahalanobis")
+class UserMahalanobis(FeatureScore):
+    """Class means and the shared maximum-likelihood covariance of the training features (Lee et al. 2018)."""
+
+    def fit(self, features, labels, weight, bias):
+        classes = np.unique(labels)
+        self.means = np.stack([features[labels == c].mean(0) for c in classes])
+        centred = features - self.means[np.searchsorted(classes, labels)]
+        self.precision = np.linalg.pinv(centred.T @ centred / len(centred))
+
+    def from_features(self, logits, features):
+        f = features.double().numpy()[:, None, :] - self.means[None]
+        return -np.einsum("nci,ij,ncj->nc", f, self.precision, f).min(1)
+'''
+
+
+def test_a_plugin_feature_score_costs_no_forward_pass_of_its_own(trained, monkeypatch, tmp_path: Path) -> None:
+    """A Mahalanobis score written as a plug-in (a .py file outside the package) is fitted and scored on the cached
+    penultimate features: with it, every image (the training split it fits on, the test split, each OOD set) is
+    forwarded exactly once, and its AUROCs equal the built-in `mahalanobis`."""
+    from cutmix_bench.plugins import load_plugins
+
+    (tmp_path / "user_scores.py").write_text(USER_MAHALANOBIS)
+    load_plugins([str(tmp_path / "user_scores.py")])
+    tmp, suite = trained
+    ood = {name: {**EVALUATIONS["ood"], "scores": scores} for name, scores in
+           {"logit_only": ["msp"], "plugin": ["msp", "user_mahalanobis", "mahalanobis"]}.items()}
+    seen = {}
+    for name, config in ood.items():
+        folder, rows = evaluate((tmp, suite.model_copy(update={"evaluations": {"ood": config}})), name, True,
+                                monkeypatch)
+        seen[name] = Counter(row for row, grad in rows if not grad)
+    train_rows = len(load_data(suite)[1].x)
+    assert set(seen["plugin"].values()) == {1}  # no image twice, the fitted scores' own included
+    assert sum(seen["plugin"].values()) == sum(seen["logit_only"].values()) + train_rows  # + one pass over training
+    results = pd.read_csv(folder.eval_file("ood"))
+    by_score = {score: rows.set_index(["subset", "group", "metric"])["value"] for score, rows in
+                results.groupby("score")}
+    pd.testing.assert_series_equal(by_score["user_mahalanobis"], by_score["mahalanobis"], check_names=False,
+                                   rtol=1e-9)
+    assert {"auroc", "fpr95"} <= set(by_score["mahalanobis"].index.get_level_values("metric"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..errors import BenchError
 from ..faults import kill_point
 from ..io import atomic_write, write_csv, write_text
 from ..rundir import RunDir
-from .module import Classifier
+from .module import EPOCH_SUMS, Classifier
 
 LOG_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "lr", "seconds")
 TENSORBOARD_PACKAGES = ("tensorboard", "tensorboardX")  # either one serves Lightning's TensorBoardLogger
@@ -163,32 +164,38 @@ class PeriodicCheckpoint(pl.Callback):
 
 
 class EpochLog(pl.Callback):
-    """One row per epoch: train loss / accuracy (on the original labels), test accuracy, lr, seconds. Logged
-    with `log_dict` as `per_epoch/<column>` (to Lightning's loggers, at the epoch's last step), and appended to
-    log.csv. log.csv is written here, not converted from Lightning's CSV, because resumption truncates it at
-    the checkpoint's epoch and every write of it must be atomic (a kill leaves the previous file whole);
-    Lightning's own CSV appends in place, one file per session."""
+    """One row per epoch: train loss / accuracy (on the original labels), test accuracy, lr, seconds. The module's
+    epoch sums and test accuracy come from `trainer.callback_metrics` (Lightning sums them over the ranks); the
+    seconds are this callback's own clock. Logged with `log_dict` as `per_epoch/<column>` (to Lightning's loggers,
+    at the epoch's last step), and appended to log.csv. log.csv is written here, not converted from Lightning's CSV,
+    because resumption truncates it at the checkpoint's epoch and every write of it must be atomic (a kill leaves the
+    previous file whole); Lightning's own CSV appends in place, one file per session."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path, self.started, self.seconds = path, 0.0, 0.0
 
     def on_train_start(self, trainer: pl.Trainer, module: Classifier) -> None:
         if self.path.exists() and trainer.is_global_zero:  # resumed: keep the epochs before the checkpoint
             kept = read_log(self.path)
             write_csv(self.path, kept[kept["epoch"] < trainer.current_epoch])
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: Classifier) -> None:
+        self.started, self.seconds = time.perf_counter(), 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Classifier, *args: object) -> None:
+        self.seconds = time.perf_counter() - self.started  # training batches only, not the per-epoch test pass
+
     def on_train_epoch_end(self, trainer: pl.Trainer, module: Classifier) -> None:
-        # summed over the ranks under DDP (one device: unchanged); only rank 0 writes the line
-        loss_sum, correct, seen = trainer.strategy.reduce(module.epoch_stats.clone(), reduce_op="sum").tolist()
+        metrics = trainer.callback_metrics  # read on every rank: the sums are synchronised over the ranks here
+        loss_sum, correct, seen = (float(metrics[name]) for name in EPOCH_SUMS)
         if not trainer.is_global_zero:
             return
-        test_acc = trainer.callback_metrics.get("test_acc")
+        test_acc = metrics.get("test_acc")
         validated = test_acc is not None and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0
         row = {"epoch": trainer.current_epoch, "train_loss": loss_sum / max(seen, 1),
                "train_acc": 100 * correct / max(seen, 1),
                "test_acc": 100 * float(test_acc) if validated else float("nan"),
-               "lr": trainer.optimizers[0].param_groups[0]["lr"],
-               "seconds": module.train_seconds}  # training batches only, not the per-epoch test pass
+               "lr": trainer.optimizers[0].param_groups[0]["lr"], "seconds": self.seconds}
         module.log_dict({f"{EPOCH_PREFIX}{k}": float(v) for k, v in row.items() if k != "epoch"}, on_step=False,
                         on_epoch=True)
         frame = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()

@@ -4,7 +4,6 @@ optimiser; data comes in as device batches from `loader.BatchLoader`."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,6 +16,9 @@ from ..methods import Method
 from ..methods.base import has_own_loss, output_problem
 
 LR_NAME = "per_step/lr"  # the scheduler's name: the trackers' key of the per-step learning rate (LearningRateMonitor)
+# The epoch's sums the module logs for callbacks.EpochLog (trainer.callback_metrics, not the trackers): loss x images,
+# correct predictions, images. Sums, not Lightning's mean: it divides in float32, log.csv has always divided in float64.
+EPOCH_SUMS = ("epoch_sum/loss", "epoch_sum/correct", "epoch_sum/seen")
 
 
 def mixing_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -46,7 +48,6 @@ class Classifier(pl.LightningModule):
         # Modules whose strength follows training progress (DropBlock's linear schedule), told at every step.
         self.scheduled = [m for m in model.modules() if hasattr(m, "set_progress")]
         self.rng = np.random.default_rng(seed)
-        self.epoch_stats = torch.zeros(3)  # loss sum, correct, seen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -55,9 +56,6 @@ class Classifier(pl.LightningModule):
         # Everything random in an epoch (mixing, dropout, ShakeDrop) is seeded by (seed, epoch).
         self.rng = mixing_rng(self.seed, self.current_epoch)
         torch.manual_seed(int(np.random.default_rng([self.seed, self.current_epoch, 2]).integers(2**62)))
-        self.epoch_stats = torch.zeros(3, device=self.device)
-        self.epoch_started = time.perf_counter()
-        self.train_seconds = 0.0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -73,10 +71,12 @@ class Classifier(pl.LightningModule):
             logits = self.model(x)
             loss = (getattr(self.method, "criterion", None) or soft_cross_entropy)(logits, target)
         with torch.no_grad():
-            correct = (logits.argmax(1) == y).sum()
-            seen = torch.full_like(loss.detach(), len(y))  # made on the device: no host-to-device copy
-            self.epoch_stats += torch.stack([loss.detach() * len(y), correct.float(), seen])
-        self.check_finite(batch_idx)
+            sums = (loss.detach() * len(y), (logits.argmax(1) == y).sum().float(),
+                    torch.full_like(loss.detach(), len(y)))  # made on the device: no host-to-device copy
+        # summed over the epoch (and the ranks under DDP, at its end) by Lightning
+        self.log_dict(dict(zip(EPOCH_SUMS, sums)), reduce_fx="sum", on_step=False, on_epoch=True, sync_dist=True,
+                      logger=False, batch_size=len(y))
+        self.check_finite(loss, batch_idx)
         return loss
 
     def check_output(self, x: torch.Tensor, target: torch.Tensor, mixed_x: object, mixed_target: object) -> None:
@@ -88,20 +88,18 @@ class Classifier(pl.LightningModule):
                              f"{problem}")
         self.output_checked = True
 
-    def check_finite(self, batch_idx: int) -> None:
-        """Stop a diverged run. Checked every 32 steps and at the epoch's last step (before its
-        checkpoint), as each check makes the CPU wait for the GPU."""
+    def check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop a diverged run. Checked every 32 steps and at the epoch's last step (before its checkpoint), as each
+        check makes the CPU wait for the GPU; a non-finite loss makes the weights non-finite, so it does not pass
+        unseen between two checks."""
         last = batch_idx == self.trainer.num_training_batches - 1
-        if (batch_idx % 32 == 31 or last) and not torch.isfinite(self.epoch_stats[0]):
+        if (batch_idx % 32 == 31 or last) and not torch.isfinite(loss):
             raise BenchError(f"training diverged: non-finite loss by epoch {self.current_epoch}, step {batch_idx}; "
                              f"lower train.optimizer.lr")
 
     def on_train_batch_start(self, batch: object, batch_idx: int) -> None:
         for module in self.scheduled:
             module.set_progress(self.global_step / max(1, self.cfg.epochs * self.steps_per_epoch))
-
-    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
-        self.train_seconds = time.perf_counter() - self.epoch_started
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
