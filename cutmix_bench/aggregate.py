@@ -92,7 +92,13 @@ def paired_difference(mine: pd.DataFrame, base: pd.DataFrame) -> Difference:
             interval = test.confidence_interval(0.95)
         return Difference(delta, float(interval.low), float(interval.high), "paired-t", len(paired),
                           float(test.pvalue))
-    half = math.sqrt(paired["half"].iloc[0] ** 2 + paired["half_base"].iloc[0] ** 2)
+    return per_image_difference(delta, paired["half"].iloc[0], paired["half_base"].iloc[0])
+
+
+def per_image_difference(delta: float, half: float, half_other: float) -> Difference:
+    """A difference of two one-seed values with per-image 95% half-widths: the two combined as if independent,
+    sqrt(h1^2 + h2^2) (conservative when both are scored on the same images), and the two-sided normal p-value."""
+    half = math.sqrt(half ** 2 + half_other ** 2)
     if math.isnan(half):
         return Difference(delta, math.nan, math.nan, "none", 1)
     from scipy import stats

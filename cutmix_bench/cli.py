@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="markdown file (default compare.md); never inside a results folder or over an existing "
                               "file without --force")
     compare.add_argument("--allow-different", action="store_true",
-                         help="compare folders of different datasets, models, training setups or method parameters "
-                              "(refused by default; the header then lists each difference)")
+                         help="compare folders of different datasets, models, training setups, method or evaluation "
+                              "parameters (refused by default; the header then lists each difference)")
     compare.add_argument("--force", action="store_true",
                          help="write --out even inside a results folder or over an existing file (never over the "
                               "folder's own results)")

@@ -94,10 +94,12 @@ class TrainConfig(Strict):
     # Lightning's loggers: CSV always, and the trackers named (one or a list); not in the setup (training/callbacks.py)
     logger: tuple[Literal["csv", "tensorboard", "mlflow", "wandb"], ...] = ("csv",)
     # Multi-device training of one run (docs/scaleout.md): `batch_size` is the GLOBAL batch, split evenly over the
-    # `devices` ranks (it must divide), with no lr scaling (the same global batch is the same recipe); `ddp` (the
-    # default for devices > 1) starts the ranks with Lightning's ddp_spawn, and evaluations run once, after fit.
+    # `devices` ranks (it must divide), with no lr scaling (the same global batch is the same recipe); `auto` and
+    # `ddp` (the same for devices > 1) start the ranks with Lightning's ddp_spawn on one node, and take the ranks
+    # SLURM started with executor.nodes > 1 (plain ddp); a run folder's config.yaml names the one that ran.
+    # Evaluations run once, after fit.
     devices: int = Field(1, gt=0)
-    strategy: Literal["auto", "ddp"] = "auto"
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
 
     @field_validator("logger", mode="before")
     @classmethod
@@ -143,9 +145,11 @@ class TrainConfig(Strict):
 
 class ExecutorConfig(Strict):
     """Where a suite's runs execute (docs/scaleout.md). `local`: this machine, `jobs` runs at a time. `slurm`: one
-    submitit job per run (a job array); the other keys are its sbatch resources. `cluster` is submitit's cluster
-    type: `slurm` on a cluster; tests set `local` (submitit's local executor: the same code path, the jobs as local
-    processes). (submitit's `debug` type is not offered: it runs jobs inside the command and opens pdb on an error.)"""
+    submitit job per run (a job array); the other keys are its sbatch resources, `setup` its shell lines before the
+    run starts (module load, conda activate), `nodes` > 1 one run over several nodes (one task per device). `cluster`
+    is submitit's cluster type: `slurm` on a cluster; tests set `local` (submitit's local executor: the same code
+    path, the jobs as local processes). (submitit's `debug` type is not offered: it runs jobs inside the command and
+    opens pdb on an error.)"""
 
     name: str = "local"  # a registered executor (executors.EXECUTORS: local, slurm, or a plug-in's)
     partition: str | None = None
@@ -155,9 +159,28 @@ class ExecutorConfig(Strict):
     mem_gb: float | None = Field(None, gt=0)
     account: str | None = None
     qos: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    mail_user: str | None = None
+    mail_type: str | None = None
     array_parallelism: int = Field(256, gt=0)
+    nodes: int = Field(1, gt=0)
+    setup: list[str] = []
     additional_parameters: dict[str, Any] = {}
     cluster: Literal["slurm", "local"] = "slurm"
+
+    @model_validator(mode="after")
+    def _nodes_need_slurm(self) -> ExecutorConfig:
+        if self.nodes > 1 and self.name == "local":
+            raise ValueError(f"nodes {self.nodes}: the local executor runs on this machine only; expected nodes: 1, "
+                             f"or name: slurm for a run over several nodes")
+        if self.nodes > 1 and self.cluster == "local":
+            raise ValueError(f"nodes {self.nodes}: submitit's local cluster runs one node; expected nodes: 1 with "
+                             f"cluster: local")
+        if self.nodes > 1 and self.gpus_per_run % self.nodes:
+            raise ValueError(f"gpus_per_run {self.gpus_per_run} is not divisible by nodes {self.nodes}; expected "
+                             f"gpus_per_run = nodes x GPUs per node (the run's GPUs, at least train.devices)")
+        return self
 
 
 # the clean table's metrics a paper reports, and the MSP AUROC over the near / far OOD sets (the summary's rows)
@@ -215,6 +238,21 @@ class Suite(Strict):
             raise ValueError(f"seed {duplicate} is listed twice; each seed must appear once")
         return value
 
+    @field_validator("executor")
+    @classmethod
+    def _devices_fill_the_nodes(cls, value: ExecutorConfig, info: ValidationInfo) -> ExecutorConfig:
+        """A run over several nodes has train.devices / nodes ranks (SLURM tasks) on every node."""
+        train = info.data.get("train")
+        if value.nodes == 1 or train is None:
+            return value
+        if train.devices % value.nodes:
+            raise ValueError(f"nodes {value.nodes} does not divide train.devices {train.devices}; expected "
+                             f"train.devices = nodes x devices per node")
+        if train.strategy == "ddp_spawn":
+            raise ValueError(f"nodes {value.nodes} with train.strategy ddp_spawn: the ranks of a run over several "
+                             f"nodes are SLURM's tasks; expected train.strategy auto or ddp")
+        return value
+
     @field_validator("reference")
     @classmethod
     def _known_labels(cls, value: Reference | None, info: ValidationInfo) -> Reference | None:
@@ -234,6 +272,22 @@ class Suite(Strict):
         """(registered method name, parameters) of the run label; `method:` defaults to the label."""
         params = dict(self.methods[label])
         return params.pop("method", label), params
+
+    def strategy_ran(self) -> str:
+        """Lightning's strategy that trains the suite's runs: `single_device`, `ddp_spawn` (several devices on one
+        node) or `ddp` (the ranks SLURM started over executor.nodes > 1). Not part of a run's setup."""
+        if self.train.devices == 1:
+            return "single_device"
+        return "ddp" if self.executor.nodes > 1 else "ddp_spawn"
+
+    def training_devices(self, device: Any) -> str:
+        """`cpu`, or `2 x cuda (ddp_spawn)`, `8 x cuda over 2 nodes (ddp)`: where a run trains on `device` (a
+        torch.device), for the command's lines."""
+        if self.train.devices == 1:
+            return str(device)
+        nodes = self.executor.nodes
+        where = f" over {nodes} nodes" if nodes > 1 else ""
+        return f"{self.train.devices} x {device.type}{where} ({self.strategy_ran()})"
 
     def evaluation_spec(self, label: str) -> tuple[str, dict[str, Any]]:
         """(registered evaluation name, parameters) of an evaluation label; `evaluation:` defaults to the

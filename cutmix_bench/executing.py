@@ -46,12 +46,13 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
         raise BenchError(f"{folder.path}: this run was started with another data / model / train / method setup; "
                          f"use another output_dir, or delete the run folder to retrain it")
     write_text(setup_file, setup)
-    write_text(folder.config, yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False))
+    write_text(folder.config, yaml.safe_dump(resolved_suite(suite), sort_keys=False))
     train_file = folder.train_rows
     if not train_file.exists():
         started = time.perf_counter()
         write_csv(train_file, pd.DataFrame(train_run(suite, run, data, device, folder.path)))
-        record(folder.path, seconds={TRAIN: time.perf_counter() - started})
+        record(folder.path, seconds={TRAIN: time.perf_counter() - started}, devices=suite.train.devices,
+               strategy=suite.strategy_ran(), nodes=suite.executor.nodes)  # what trained (a resume: its last part)
     record(folder.path, train_images=len(data[1]), test_images=len(data[2]),
            precision=precision(suite.train.precision, device))  # what ran: `auto` resolved
     rows = pd.read_csv(train_file).to_dict("records")
@@ -61,6 +62,16 @@ def execute_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], devi
     log_evaluations(folder.path, suite.train.logger, tracked_values(suite, with_meta(rows, meta)))
     finish_run(folder, rows, meta)
     kill_point(f"done:{run.name}")
+
+
+def resolved_suite(suite: Suite) -> dict:
+    """The suite as the run folder's config.yaml holds it: `train.strategy` the one that trains on several devices
+    (ddp_spawn or ddp; `auto` stays for one device), still a valid suite."""
+    dump = suite.model_dump(mode="json")
+    if suite.train.devices > 1:
+        dump["train"]["strategy"] = suite.strategy_ran()
+    return dump
+
 
 def with_meta(rows: list[dict], meta: dict) -> pd.DataFrame:
     """The run's rows, each led by the run's `meta` columns (metrics.csv's form)."""
@@ -85,12 +96,14 @@ def finish_run(folder: RunDir, rows: list[dict], meta: dict) -> None:
 
 
 def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split, Split] | None = None,
-         only: list[str] | None = None, lock: bool = True) -> dict[str, str]:
+         only: list[str] | None = None, lock: bool = True, rank: int = 0) -> dict[str, str]:
     """Train and evaluate every run (of `only`, if given) that is neither finished nor locked by another process.
     A pool worker (`worker` = its index) uses one CPU thread, or GPU number `worker` modulo the count.
     A failing run, even one whose folder cannot be written, never stops the others. Returns the failures
     that could not be recorded in a FAILED file (run name -> error). `lock=False`: a scheduler job that owns its
-    run through state.json (executors/slurm.py), where flock may not work across machines."""
+    run through state.json (executors/slurm.py), where flock may not work across machines. `rank` > 0: a task other
+    than global rank 0 of a run over several nodes (executor.nodes, started by SLURM): it takes its part in training
+    and leaves the run folder to rank 0, which alone evaluates and writes the run's files."""
     suite = Suite.model_validate(suite_dump)
     load_plugins(suite.plugins)  # a spawned worker starts with the package's own registries only
     if worker is not None:  # a spawned worker process starts unconfigured
@@ -104,6 +117,11 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
         device = torch.device("cuda", worker % torch.cuda.device_count())
         torch.cuda.set_device(device)
     runs = [r for r in suite_runs(suite) if only is None or r.name in only]
+    if rank:
+        for run in runs:
+            if not RunDir.of(out, run).finished(suite.evaluations):
+                train_run(suite, run, data or load_data(suite), device, RunDir.of(out, run).path)
+        return {}
     unrecorded: dict[str, str] = {}
     for i, run in enumerate(runs, 1):
         folder = RunDir.of(out, run)
@@ -118,7 +136,7 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
                     log.info("[%d/%d] %s: held by a scheduler job (state.json), skipped", i, len(runs), run.name)
                     continue
                 data = data or load_data(suite)
-                log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, device)
+                log.info("[%d/%d] %s: training on %s", i, len(runs), run.name, suite.training_devices(device))
                 folder.failed.unlink(missing_ok=True)
                 if lock:  # for `cutmix-bench status` (a scheduler job records its own state)
                     write_state(folder, fresh=True, state="running", cluster="process", job_id=str(os.getpid()),

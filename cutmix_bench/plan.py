@@ -135,7 +135,7 @@ def dry_run(suite: Suite, jobs: int) -> str:
         check_data(suite, data)
         check_methods(suite, data)
     lines = [f"suite {suite.name}: {len(runs)} runs ({len(suite.methods)} methods x {len(suite.seeds)} seeds) into "
-             f"{out}; {len(train):,} train / {len(test):,} test images; device {device}"]
+             f"{out}; {len(train):,} train / {len(test):,} test images; device {suite.training_devices(device)}"]
     lines += [f"  {r.name:<24} {states[r.name]}" for r in runs]
     shape = tuple(test.x.shape[1:])
     plans = {label: evaluation.plan(len(test), max(shape[:2]), device.type)

@@ -93,7 +93,7 @@ def header(suite: Suite, results: pd.DataFrame, out_dir: Path) -> str:
                      "not trained by this tool: models scored by `cutmix-bench evaluate` (see Methods)"),
         ("Methods", methods),
         ("Seeds", f"{', '.join(map(str, all_seeds))} ({runs} of {expected} runs finished)"),
-        ("Device", env.get("device", "not recorded")),
+        ("Device", f"{env.get('device', 'not recorded')}{ran_devices(suite, infos)}"),
         ("Software", f"torch {env['torch']}, Lightning {env['lightning']}, CUDA {env['cuda']}, Python {env['python']}"
          if env else "not recorded"),
         ("cutmix-bench", f"{env['cutmix_bench']}, commit {env['commit']}" if env else "not recorded"),
@@ -126,6 +126,23 @@ def ran_precision(requested: str | None, infos: dict[str, dict]) -> str:
     if not ran:
         return PRECISIONS.get(str(requested)) or f"{requested} (as requested; what ran was not recorded)"
     return " / ".join(ran) + (f" (requested {requested})" if requested not in (None, *ran) else "")
+
+
+def ran_devices(suite: Suite, infos: dict[str, dict]) -> str:
+    """How runs on several devices trained (runs.json `devices`, `strategy`, `nodes`: Lightning's strategy as
+    resolved), else the suite's request; "" where every run trains on one device (the row says the device)."""
+    ran = sorted({(i["devices"], i.get("strategy"), i.get("nodes", 1)) for i in infos.values() if "devices" in i})
+    if not ran:
+        return (f"; {device_label(suite.train.devices, None, suite.executor.nodes)} (as requested; not recorded)"
+                if suite.train.devices > 1 else "")
+    return "" if ran == [(1, "single_device", 1)] else "; " + " / ".join(device_label(*label) for label in ran)
+
+
+def device_label(devices: int, strategy: str | None, nodes: int) -> str:
+    if devices == 1:
+        return "trained on 1 device per run"
+    where = f" over {nodes} nodes" if nodes > 1 else ""
+    return f"trained on {devices} devices per run{where}" + (f" (strategy {strategy})" if strategy else "")
 
 
 def suite_wall_time(env: dict) -> str:

@@ -176,7 +176,7 @@ def test_eval_compile_gives_the_same_predictions(trained, monkeypatch) -> None:
         assert np.allclose(a["value"], b["value"], rtol=1e-5, atol=1e-6), label
 
 
-USER_MAHALANOBIS = '''"""A user's own Mahalanobis score, kept in the user's repository: a FeatureScore gets the engine's features."""
+USER_MAHALANOBIS = '''"""A user's Mahalanobis score in the user's own file: a FeatureScore gets the cached features."""
 import numpy as np
 
 from cutmix_bench.ood.fitted import FeatureScore

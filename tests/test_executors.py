@@ -169,29 +169,93 @@ def test_a_job_of_an_earlier_submission_leaves_its_run_alone(tmp_path: Path) -> 
     assert read_state(folder)["state"] == "queued" and read_state(folder)["token"] == "new-submission"
 
 
-def test_the_suite_resources_become_sbatch_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sbatch file submitit would submit (a stand-in `srun` on PATH makes this machine look like a cluster)."""
+def sbatch_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str | None, *overrides: str,
+                 suite_file: Path = SMOKE, runs: int = 5) -> list[str]:
+    """The sbatch file submitit would submit for the suite (a stand-in `srun` on PATH makes this machine look like a
+    cluster), with its job array of `runs` runs."""
     import submitit
 
-    from cutmix_bench.executors.slurm import parameters
+    from cutmix_bench.executors.slurm import SUBMITIT_DIR, parameters
     from cutmix_bench.suite_file import load_suite
 
     srun = tmp_path / "bin" / "srun"
-    srun.parent.mkdir()
+    srun.parent.mkdir(exist_ok=True)
     srun.write_text("#!/bin/sh\n")
     srun.chmod(0o755)
     monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
-    suite = load_suite(SMOKE, ["executor={name: slurm, partition: gpu, timeout_min: 90, gpus_per_run: 2, "
-                               "cpus_per_run: 8, mem_gb: 32, account: proj, qos: high, array_parallelism: 3, "
-                               "additional_parameters: {constraint: a100}}"])
-    executor = submitit.AutoExecutor(folder=tmp_path / "%j", cluster="slurm")
-    executor.update_parameters(**parameters(suite, suite.executor))
-    lines = executor._executor._make_submission_file_text("python -m x", "uid").splitlines()
+    suite = load_suite(suite_file, [*([f"executor={executor}"] if executor else []), *overrides])
+    cluster = submitit.AutoExecutor(folder=tmp_path / SUBMITIT_DIR, cluster="slurm")
+    cluster.update_parameters(**parameters(suite, suite.executor))
+    cluster._executor.parameters["map_count"] = runs  # as submitit's job array submission sets it
+    return cluster._executor._make_submission_file_text("python -m x", "uid").splitlines()
+
+
+def test_the_suite_resources_become_sbatch_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = sbatch_lines(tmp_path, monkeypatch, "{name: slurm, partition: gpu, timeout_min: 90, gpus_per_run: 2, "
+                         "cpus_per_run: 8, mem_gb: 32, account: proj, qos: high, constraint: a100, exclude: node12, "
+                         "mail_user: ada@lab.org, mail_type: END, array_parallelism: 3, additional_parameters: "
+                         "{reservation: paper}, setup: ['module load cuda/12.4', 'source activate bench']}")
     for option in ("partition=gpu", "time=90", "gpus-per-node=2", "cpus-per-task=8", "mem=32GB", "account=proj",
-                   "qos=high", "constraint=a100", "nodes=1", "ntasks-per-node=1", "job-name=cutmix-bench-smoke",
-                   "signal=USR2@90"):  # one task: a multi-GPU run starts its own ranks; USR2: the requeue signal
+                   "qos=high", "constraint=a100", "exclude=node12", "mail-user=ada@lab.org", "mail-type=END",
+                   "reservation=paper", "nodes=1", "ntasks-per-node=1", "job-name=cutmix-bench-smoke",
+                   "array=0-4%3", "signal=USR2@90"):  # one task: a multi-GPU run starts its own ranks; USR2: requeue
         assert f"#SBATCH --{option}" in lines
-    assert executor._executor.parameters["array_parallelism"] == 3
+    setup = lines.index("# setup")  # the setup lines run in the job's shell before srun starts the run
+    assert lines[setup + 1: setup + 3] == ["module load cuda/12.4", "source activate bench"]
+    assert lines.index("source activate bench") < next(i for i, line in enumerate(lines) if line.startswith("srun"))
+
+
+def test_the_lab_cluster_example_of_the_docs_is_one_task_per_device(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/scaleout.md's worked example (8 devices over 2 nodes, 9 runs): 4 tasks (ranks) on each node, each with
+    its GPU and its share of the CPUs, and every sbatch option and setup line the docs name."""
+    docs = (REPO / "docs" / "scaleout.md").read_text()
+    example = tmp_path / "cluster.yaml"
+    example.write_text(docs.split("# suites/cifar100-cluster.yaml\n", 1)[1].split("```", 1)[0])
+    lines = sbatch_lines(tmp_path, monkeypatch, None, suite_file=example, runs=9)
+    for option in ("nodes=2", "ntasks-per-node=4", "gpus-per-node=4", "cpus-per-task=4", "partition=gpu",
+                   "account=ada-lab", "constraint=a100", "array=0-8%3", "signal=USR2@90", "mem=64GB", "qos=normal",
+                   "mail-type=END,FAIL", "time=720"):
+        assert f"#SBATCH --{option}" in lines
+        assert f"`--{option}`" in docs or option in ("mem=64GB", "qos=normal", "mail-type=END,FAIL", "time=720")
+    setup = lines.index("# setup")
+    assert lines[setup + 1: setup + 4] == ["module load cuda/12.4", "source ~/miniconda3/etc/profile.d/conda.sh",
+                                           "conda activate bench"]
+
+
+@pytest.mark.parametrize(("executor", "devices", "expected"), [
+    ("{name: slurm, nodes: 2, cluster: local}", 2,
+     "executor: nodes 2: submitit's local cluster runs one node; expected nodes: 1 with cluster: local"),
+    ("{name: local, nodes: 2}", 2, "executor: nodes 2: the local executor runs on this machine only"),
+    ("{name: slurm, nodes: 2, gpus_per_run: 0}", 3,
+     "executor: nodes 2 does not divide train.devices 3; expected train.devices = nodes x devices per node"),
+    ("{name: slurm, nodes: 2, gpus_per_run: 3}", 4, "executor: gpus_per_run 3 is not divisible by nodes 2; expected "
+                                                     "gpus_per_run = nodes x GPUs per node"),
+])
+def test_a_run_over_nodes_that_cannot_fit_is_one_clear_error(executor: str, devices: int, expected: str,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    assert main(["status", str(SMOKE), "--set", f"executor={executor}", "--set", f"train.devices={devices}",
+                 "--set", f"train.batch_size={devices * 16}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cutmix-bench: error: {SMOKE}: {expected}") and len(err.splitlines()) == 1, err
+
+
+def test_the_local_cluster_leaves_no_folder_named_after_the_job_id_pattern(tmp_path: Path) -> None:
+    """submitit's local controller made the folder pattern `%j` a folder of its own; the jobs' files now lie in
+    <output_dir>/submitit/ under their job ids."""
+    from helpers import tiny_suite
+
+    suite = tiny_suite(tmp_path, methods={"baseline": {}},
+                       data={"name": "synthetic", "params": {"num_classes": 4, "train_size": 64, "test_size": 32}},
+                       train={"epochs": 1, "batch_size": 32, "threads": 1},
+                       executor={"name": "slurm", "cluster": "local", "gpus_per_run": 0})
+    out = tmp_path / "out"
+    assert main(["run", str(suite)]) == 0
+    state = read_state(RunDir(out / "runs" / "baseline-s0"))
+    files = sorted(path.name for path in (out / "submitit").iterdir())
+    assert files == sorted(f"{state['job_id']}_{name}" for name in ("0_log.err", "0_log.out", "0_result.pkl",
+                                                                     "submitted.pkl"))
+    assert Path(state["stderr"]).parent == out / "submitit" and not list(out.rglob("*%j*"))
 
 
 @pytest.mark.skipif(shutil.which("srun") is not None, reason="this machine has SLURM")

@@ -142,6 +142,70 @@ def test_compare_matches_welch(tmp_path: Path) -> None:
                          f"{after.mean() - before.mean():+.2f} [{low:+.2f}, {high:+.2f}]"]  # no mark: spans 0
 
 
+def compare_row(text: str, metric: str, method: str) -> list[str]:
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    return next(row for row in rows if row[:2] == [metric, method])
+
+
+def test_compare_with_one_seed_a_side_shows_the_per_image_intervals(tmp_path: Path) -> None:
+    """One seed each: every value with its per-image 95% half-width as results.csv holds it (ci_high - ci_low) / 2,
+    and B - A with the two combined as if independent, as the report's one-seed differences; a metric without
+    an interval (ECE here) shows none."""
+    a = write_dir(tmp_path / "a", {**SUITE, "seeds": [0]}, results_table([0]))
+    one = results_table([0])
+    clean = one["metric"] == "top1_err"
+    one.loc[clean, "value"] -= 6.0
+    one.loc[clean, "ci_low"] = one.loc[clean, "value"] - 1.0  # an asymmetric interval: half-width 2.0
+    one.loc[clean, "ci_high"] = one.loc[clean, "value"] + 3.0
+    b = write_dir(tmp_path / "b", {**SUITE, "name": "other", "seeds": [0]}, one)
+    text = compare_dirs(a, b, tmp_path / "compare.md").read_text()
+    before = ERRORS["cutmix"][0]
+    half = math.hypot(2.5, 2.0)
+    assert compare_row(text, "Clean top-1 error (%) ↓", "CutMix")[2:] == [
+        f"{before:.2f} ± 2.50", f"{before - 6:.2f} ± 2.00", f"{-6.0:+.2f} [{-6 - half:+.2f}, {-6 + half:+.2f}] *"]
+    assert compare_row(text, "ECE (%) ↓", "CutMix")[2:] == [
+        f"{ECE['cutmix'][0]:.2f}", f"{ECE['cutmix'][0]:.2f}", "+0.00"]
+    assert "With one seed on each side: value ± its per-image 95% half-width" in text
+
+
+def test_compare_names_every_difference_of_setup_and_execution(tmp_path: Path) -> None:
+    """Every differing key of the two sides' setups (data subset, model, epochs, lr, a method's and an
+    evaluation's parameters, the recorded image digests) is named in the header (and refused without
+    --allow-different), and how the runs executed (devices, strategy, nodes, precision, compilation) too."""
+    from cutmix_bench.errors import BenchError
+
+    other = {**SUITE, "name": "other", "data": {"name": "synthetic", "train_subset": 100},
+             "model": {"name": "tiny", "params": {"width": 16}},
+             "train": {"epochs": 3, "optimizer": {"lr": 0.05}, "devices": 2, "batch_size": 128, "compile": True},
+             "methods": {**SUITE["methods"], "cutmix": {"alpha": 0.5}},
+             "evaluations": {**SUITE["evaluations"], "adversarial": {"eps": [1, 2]}}}
+    a = write_dir(tmp_path / "a", SUITE, results_table([0, 1, 2]))
+    b = write_dir(tmp_path / "b", other, results_table([0, 1, 2]))
+    for folder, content, infos in ((a, "aaa", {"devices": 1, "strategy": "single_device", "nodes": 1,
+                                               "precision": "32-true"}),
+                                   (b, "bbb", {"devices": 2, "strategy": "ddp_spawn", "nodes": 1,
+                                               "precision": "bf16-mixed"})):
+        (folder / "setups.json").write_text(json.dumps({"h": {"data": {"name": "synthetic", "content": content}}}))
+        (folder / "runs.json").write_text(json.dumps({"baseline-s0": infos}))
+    with pytest.raises(BenchError, match="were made with different setups") as refused:
+        compare_dirs(a, b, tmp_path / "refused.md")
+    text = compare_dirs(a, b, tmp_path / "compare.md", allow_different=True).read_text()
+    setup = ["dataset.train_subset: A null vs B 100", "model.params.width: A (none) vs B 16",
+             "training setup.epochs: A 2 vs B 3", "training setup.optimizer.lr: A 0.1 vs B 0.05",
+             "dataset images: A \"aaa\" vs B \"bbb\"", "methods.cutmix.alpha: A 1.0 vs B 0.5",
+             "evaluations.adversarial.eps: A (none) vs B [1, 2]"]
+    ran = ["train.devices: A 1 vs B 2", "train.strategy: A single_device vs B ddp_spawn",
+           "precision: A 32-true vs B bf16-mixed", "train.compile: A False vs B True"]
+    for line in setup + ran:
+        assert f"- {line}\n" in text, line
+    for line in setup:
+        assert line in str(refused.value), line
+    assert "model.params:" not in text
+    listed = [line for line in text.split("**Ran differently**")[1].split("\n\nMean")[0].splitlines()
+              if line.startswith("- ")]
+    assert listed == [f"- {line}" for line in ran]  # nodes, channels_last, eval_compile agree: not named
+
+
 @pytest.mark.parametrize("missing", ["results.csv", "suite.json"])
 def test_report_of_a_non_results_dir_is_one_error(tmp_path: Path, missing: str, capsys) -> None:
     from cutmix_bench.cli import main

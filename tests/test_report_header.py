@@ -33,6 +33,30 @@ def test_the_schedule_row_says_what_ran(requested: str, infos: list[dict], shown
     assert ran_precision(requested, {f"r{i}": info for i, info in enumerate(infos)}) == shown
 
 
+@pytest.mark.parametrize("devices,nodes,infos,shown", [
+    (1, 1, [{"devices": 1, "strategy": "single_device", "nodes": 1}], ""),  # one device: the row names it
+    (1, 1, [], ""),
+    (2, 1, [{"devices": 2, "strategy": "ddp_spawn", "nodes": 1}] * 2, "; trained on 2 devices per run (strategy "
+                                                                      "ddp_spawn)"),
+    (8, 2, [{"devices": 8, "strategy": "ddp", "nodes": 2}], "; trained on 8 devices per run over 2 nodes (strategy "
+                                                            "ddp)"),
+    (2, 1, [{"devices": 1, "strategy": "single_device", "nodes": 1}, {"devices": 2, "strategy": "ddp_spawn",
+                                                                      "nodes": 1}],
+     "; trained on 1 device per run / trained on 2 devices per run (strategy ddp_spawn)"),  # resumed elsewhere
+    (2, 1, [], "; trained on 2 devices per run (as requested; not recorded)"),
+])
+def test_the_device_row_says_how_many_devices_and_which_strategy_ran(devices: int, nodes: int, infos: list[dict],
+                                                                    shown: str) -> None:
+    from test_report import SUITE
+
+    from cutmix_bench.config import Suite
+    from cutmix_bench.report import ran_devices
+
+    suite = Suite.model_validate({**SUITE, "train": {"epochs": 2, "devices": devices},
+                                  "executor": {"name": "slurm", "nodes": nodes, "gpus_per_run": devices}})
+    assert ran_devices(suite, {f"r{i}": info for i, info in enumerate(infos)}) == shown
+
+
 def test_the_wall_time_is_the_suites_not_the_sum_of_its_runs() -> None:
     env = {"started": "2026-12-07 10:00:00 UTC", "finished": "2026-12-07 10:25:30 UTC"}
     assert suite_wall_time(env).startswith("25.5 min for the suite")

@@ -26,7 +26,10 @@ from . import EXECUTORS, IN_FLIGHT, Work
 from .state import ACTIVE, job_alive, read_state, write_state
 
 log = logging.getLogger("cutmix_bench")
-SUBMITIT_DIR = "submitit"  # <output_dir>/submitit/<job id>/: submitit's pickles and the job's stdout / stderr
+# <output_dir>/submitit/: submitit's pickles and the jobs' stdout / stderr, each file named by its job id. One
+# folder, not submitit's `%j` folder pattern: submitit's local controller (1.5.4, local.py `start_tasks`) creates
+# the pattern itself as a folder literally named `%j` beside the jobs' folders.
+SUBMITIT_DIR = "submitit"
 
 
 def import_submitit() -> ModuleType:
@@ -63,18 +66,21 @@ class RunJob:
             log.warning("%s: resubmitted since this job was queued; this job leaves it alone", self.run.name)
             return {}
         env = submitit.JobEnvironment()
+        if not self.suite_dump["train"].get("threads") and hasattr(os, "sched_getaffinity"):
+            torch.set_num_threads(len(os.sched_getaffinity(0)))  # the CPUs the scheduler gave the task
+        if env.global_rank != 0:  # a run over several nodes: this task trains its rank, rank 0 keeps the folder
+            return self.work(self.suite_dump, only=[self.run.name], lock=False, rank=env.global_rank)
         attempt = read_state(self.folder).get("attempt", 0) + 1
         write_state(self.folder, state="running", job_id=env.job_id, host=env.hostname, pid=os.getpid(),
                     attempt=attempt, stdout=str(env.paths.stdout), stderr=str(env.paths.stderr))
-        if not self.suite_dump["train"].get("threads") and hasattr(os, "sched_getaffinity"):
-            torch.set_num_threads(len(os.sched_getaffinity(0)))  # the CPUs the scheduler gave the job
         unrecorded = self.work(self.suite_dump, only=[self.run.name], lock=False)
         finished = self.folder.finished(self.suite_dump["evaluations"])
         write_state(self.folder, state="done" if finished else "failed")
         return unrecorded
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-        """Called by submitit on preemption or time-out: requeue this job (None: not requeued)."""
+        """Called by submitit on preemption or time-out, in global rank 0 only (the other tasks end with the job):
+        requeue this job (None: not requeued)."""
         submitit = import_submitit()
         if not self.owns_run():
             return None
@@ -84,16 +90,22 @@ class RunJob:
 
 
 def parameters(suite: Suite, cfg: ExecutorConfig) -> dict[str, Any]:
-    """submitit's AutoExecutor parameters: generic ones, and slurm_* ones that other cluster types ignore. One
-    task per job: a multi-device run starts its own ranks (Lightning ddp_spawn)."""
-    params: dict[str, Any] = {"name": f"cutmix-bench-{suite.name}", "timeout_min": cfg.timeout_min, "nodes": 1,
-                              "tasks_per_node": 1, "gpus_per_node": cfg.gpus_per_run, "cpus_per_task": cfg.cpus_per_run,
+    """submitit's AutoExecutor parameters: generic ones, and slurm_* ones that other cluster types ignore. On one
+    node a job has one task: a multi-device run starts its own ranks (Lightning ddp_spawn). Over `nodes` > 1 every
+    rank is a task, train.devices / nodes of them per node, each with its share of the run's GPUs and CPUs."""
+    tasks = suite.train.devices // cfg.nodes if cfg.nodes > 1 else 1
+    params: dict[str, Any] = {"name": f"cutmix-bench-{suite.name}", "timeout_min": cfg.timeout_min,
+                              "nodes": cfg.nodes, "tasks_per_node": tasks,
+                              "gpus_per_node": cfg.gpus_per_run // cfg.nodes,
+                              "cpus_per_task": max(1, cfg.cpus_per_run // (tasks * cfg.nodes)),
                               "slurm_array_parallelism": cfg.array_parallelism}
     if cfg.mem_gb is not None:
         params["mem_gb"] = cfg.mem_gb
-    for key in ("partition", "account", "qos"):
+    for key in ("partition", "account", "qos", "constraint", "exclude", "mail_user", "mail_type"):
         if getattr(cfg, key) is not None:
             params[f"slurm_{key}"] = getattr(cfg, key)
+    if cfg.setup:
+        params["slurm_setup"] = list(cfg.setup)
     if cfg.additional_parameters:
         params["slurm_additional_parameters"] = dict(cfg.additional_parameters)
     return params
@@ -124,7 +136,7 @@ class SlurmExecutor:
         if not jobs_of:
             return {}, in_flight
         try:
-            executor = submitit.AutoExecutor(folder=out / SUBMITIT_DIR / "%j", cluster=cfg.cluster)
+            executor = submitit.AutoExecutor(folder=out / SUBMITIT_DIR, cluster=cfg.cluster)
         except RuntimeError as exc:  # submitit's "Could not detect srun": not a SLURM machine
             raise BenchError(f"executor.cluster: {cfg.cluster}: {exc} (submit from a login node of the "
                              f"cluster)") from None
@@ -144,7 +156,7 @@ class SlurmExecutor:
         unrecorded: dict[str, str] = {}
         for name, job in submitted.items():
             try:
-                unrecorded.update(job.result() or {})
+                unrecorded.update(job.results()[0] or {})  # task 0: global rank 0 keeps the run folder
             except Exception as exc:  # noqa: BLE001 (the job died without a result: killed, cancelled, node lost)
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 folder = jobs_of[name].folder

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.plugins.environments import LightningEnvironment
+from pytorch_lightning.plugins.environments import LightningEnvironment, SLURMEnvironment
 
 from ..components import components
-from ..config import Suite, TrainConfig
+from ..config import Suite
 from ..data import Dataset, Split
 from ..errors import BenchError
+from ..logs import configure_logging
 from ..models.memory_format import to_channels_last
 from ..rundir import TRAIN, Run, RunDir
 from .callbacks import EpochLog, Hyperparameters, PeriodicCheckpoint, loggers, read_log, record_trackers, step_lr
@@ -58,8 +59,8 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     trackers = loggers(run_dir, cfg.logger)
     setup = json.loads(folder.setup.read_text()) if folder.setup.exists() else {}
     trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator=device.type, **distributed(cfg, device),
-        precision=precision(cfg.precision, device), plugins=[LightningEnvironment()],
+        max_epochs=cfg.epochs, accelerator=device.type, **distributed(suite, device),
+        precision=precision(cfg.precision, device),
         logger=trackers, log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
         enable_checkpointing=False,
         callbacks=[EpochLog(log_file), PeriodicCheckpoint(last, cfg.checkpoint_every), Hyperparameters(setup),
@@ -70,6 +71,8 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
     started = time.perf_counter()
     trainer.fit(module, datamodule=loaders, ckpt_path=str(last) if last.exists() else None, weights_only=True)
     seconds = time.perf_counter() - started
+    if trainer.global_rank != 0:  # a run over several nodes: rank 0 writes the run's files and evaluates
+        return []
     record_trackers(run_dir, trackers)
     epoch_log = read_log(log_file)
     images = steps * cfg.batch_size * len(epoch_log)
@@ -80,17 +83,36 @@ def train_run(suite: Suite, run: Run, data: tuple[Dataset, Split, Split], device
             for metric, value in values.items()]
 
 
-def distributed(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """The Trainer's devices / strategy. One device: the given one. Several (train.devices, docs/scaleout.md):
-    Lightning's ddp_spawn, which starts the ranks as fresh processes and returns to this one after fit (plain `ddp`
-    would re-run the command line for every rank, and the evaluations would run on each); each rank gets
+def distributed(suite: Suite, device: torch.device) -> dict[str, Any]:
+    """The Trainer's devices, strategy, nodes and cluster environment. One device: the given one. Several
+    (train.devices, docs/scaleout.md): on one node Lightning's ddp_spawn, which starts the ranks as fresh processes
+    and returns to this one after fit (plain `ddp` would re-run the command line for every rank, and the
+    evaluations would run on each); over executor.nodes > 1, the ranks are the tasks SLURM started (plain ddp with
+    Lightning's SLURMEnvironment, whose requeue handler stays off: requeueing is submitit's). Each rank gets
     batch_size / devices of every global batch, and on GPUs BatchNorm is synchronised so its statistics are the
-    global batch's, as on one device (torch has no SyncBatchNorm on CPUs: there each rank normalises its own rows).
-    (The Trainer's LightningEnvironment: a run starts its own ranks inside one scheduler task, so Lightning must
-    not take the SLURM variables of a submitit job for a multi-task launch, nor install its own requeue handler.)"""
+    global batch's, as on one device (torch has no SyncBatchNorm on CPUs: there each rank normalises its own rows)."""
+    cfg, nodes = suite.train, suite.executor.nodes
     if cfg.devices == 1:
-        return {"devices": 1 if device.index is None else [device.index]}
-    return {"devices": cfg.devices, "strategy": "ddp_spawn", "sync_batchnorm": device.type == "cuda"}
+        return {"devices": 1 if device.index is None else [device.index], "plugins": [OwnRanks()]}
+    ranks = {"strategy": suite.strategy_ran(), "sync_batchnorm": device.type == "cuda"}
+    if nodes == 1:
+        return {"devices": cfg.devices, **ranks, "plugins": [OwnRanks()]}
+    if not SLURMEnvironment.detect():
+        raise BenchError(f"executor.nodes: {nodes}: a run over several nodes trains in the SLURM tasks that the slurm "
+                         f"executor starts (one per device); this process is not one (no SLURM task variables)")
+    return {"devices": cfg.devices // nodes, "num_nodes": nodes, **ranks,
+            "plugins": [SLURMEnvironment(auto_requeue=False)]}
+
+
+class OwnRanks(LightningEnvironment):
+    """Lightning's plain environment: a run starts its own ranks inside one scheduler task, so Lightning must not
+    take the SLURM variables of a submitit job for a multi-task launch, nor install its own requeue handler. A
+    ddp_spawn rank unpickles it in a fresh interpreter that has none of the command's logging set-up: there it sets
+    it up (logs.py), before Lightning prints its per-rank lines and warnings."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        configure_logging()
 
 
 def eval_batch_size(suite: Suite, device: torch.device) -> int:
