@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "scores and corruptions with a one-line description")
     listing.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
                          help="also import this plug-in (module name or .py file; repeatable)")
-    corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C style corruption set of a test split")
+    corrupt = commands.add_parser("corrupt", help="write a CIFAR-10-C (or -C-bar) style corruption set of a test split")
     corrupt.add_argument("--dataset", required=True, help="registered dataset name, e.g. npz or cifar100")
     corrupt.add_argument("--data-root", type=Path, help="the dataset's root directory")
     corrupt.add_argument("--out", type=Path, required=True, help="output directory")
@@ -126,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "code (about 11x faster, checked against imagecorruptions)")
     corrupt.add_argument("--seed", type=int, default=0)
     corrupt.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
-    corrupt.add_argument("--corruptions", help="comma-separated subset (default: all registered, 19 built in)")
+    corrupt.add_argument("--corruptions", help="comma-separated names (default: every corruption of --families)")
+    corrupt.add_argument("--families", default="c",
+                         help="comma-separated corruption families: c (CIFAR-10-C / CIFAR-100-C, 19 built in; the "
+                              "default), c-bar (CIFAR-10-C-bar of Mintun et al. 2021, 10, --params cifar only)")
     corrupt.add_argument("--severities", default="1,2,3,4,5", help="comma-separated subset of 1..5")
     corrupt.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
                          help="also import this plug-in, e.g. one registering a corruption (repeatable)")
@@ -333,12 +336,14 @@ def cmd_corrupt(args: argparse.Namespace) -> int:
 
     load_plugins(args.plugins)
     names = args.corruptions.split(",") if args.corruptions else None
+    if names is not None and args.families != "c":
+        raise BenchError("--corruptions and --families both given; expected one (names, or whole families)")
     try:
         severities = [int(s) for s in args.severities.split(",")]
     except ValueError:
         raise BenchError(f"--severities: expected comma-separated integers in 1..5, got {args.severities!r}") from None
     meta = generate_test_set(args.dataset, args.data_root, args.out, args.params, args.seed, names, severities,
-                             args.workers)
+                             args.workers, args.families.split(","))
     print(f"{args.out}: {len(meta['corruptions'])} corruption(s) x {len(meta['severities'])} severities x "
           f"{meta['images']} images in {meta['generation_seconds']:.1f} s")
     return 0

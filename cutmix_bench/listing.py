@@ -72,9 +72,13 @@ def build_listing(plugins: list[str]) -> str:
             reference = about.reference or getattr(factory, "reference", "")
             if reference:  # a method's paper and official code, on its own line
                 lines.append(f"  {'':<16}   {reference}")
-    lines.append("corruptions (Hendrycks & Dietterich, ICLR 2019):")
+    lines.append("corruptions, family c (CIFAR-10-C / CIFAR-100-C, Hendrycks & Dietterich, ICLR 2019):")
     for name, category in corruptions.CATEGORY.items():
         lines.append(f"  {name:<18} {category}{' (reported apart, never in the mCE)' if category == 'extra' else ''}")
+    lines.append("corruptions, family c-bar (CIFAR-10-C-bar, Mintun et al., NeurIPS 2021; reported apart as the C-bar "
+                 "error):")
+    for name in corruptions.CBAR:
+        lines.append(f"  {name:<31} {describe(corruptions.CORRUPTIONS[name].fn, True)}")
     return "\n".join(lines) + "\n"
 
 

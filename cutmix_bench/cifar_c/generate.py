@@ -24,13 +24,22 @@ import numpy as np
 
 from .. import __version__
 from .. import corruptions as package
-from ..corruptions import CORRUPTIONS, PARAMS, corrupt_all
+from ..corruptions import CORRUPTIONS, FAMILIES, PARAMS, corrupt_all
 from ..errors import BenchError
 from .files import LABELS, SEVERITIES, read_metadata, save_npy, write_metadata
 
 
 def corruption_names() -> tuple[str, ...]:
     return tuple(CORRUPTIONS.names())
+
+
+def family_names(families: Iterable[str], prefix: str = "") -> list[str]:
+    """The registered corruptions of `families` ("c": CIFAR-C, "c-bar": CIFAR-10-C-bar), in the registry's
+    order; a BenchError naming `<prefix>families` otherwise."""
+    chosen = [families] if isinstance(families, str) else list(families)
+    if not chosen or any(f not in FAMILIES for f in chosen):
+        raise BenchError(f"{prefix}families: expected one or more of {list(FAMILIES)}, got {families!r}")
+    return [name for family in FAMILIES if family in chosen for name in CORRUPTIONS.names(family)]
 
 
 def params_names() -> tuple[str, ...]:
@@ -72,6 +81,10 @@ def check_request(corruptions: Iterable[str], severities: Iterable[int], params:
         raise BenchError(f"{prefix}severities: expected values in {list(SEVERITIES)}, got {list(severities)}")
     if params not in params_names():
         raise BenchError(f"{prefix}params: expected one of {list(params_names())}, got {params!r}")
+    cbar = [c for c in names if CORRUPTIONS[c].family == "c-bar"]
+    if cbar and params != "cifar":
+        raise BenchError(f"{prefix}params: {params!r}, but the C-bar corruptions {cbar} have only CIFAR-10-C-bar "
+                         "parameters; expected 'cifar' (or no c-bar corruption)")
     return [c for c in known if c in names], levels
 
 
@@ -105,7 +118,7 @@ def generate(out: str | Path, images: np.ndarray, labels: np.ndarray, dataset: s
     and its metadata.json; return the metadata. Files of an earlier generation with a different
     identity (data, params, seed, code, severities) are not kept in the metadata."""
     out = Path(out)
-    names, levels = check_request(corruption_names() if corruptions is None else corruptions, severities, params)
+    names, levels = check_request(family_names(("c",)) if corruptions is None else corruptions, severities, params)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or not len(images) == len(labels) > 0:
         raise BenchError(f"{dataset}: expected uint8 [N, H, W, 3] images with N > 0 labels, "
                          f"got {images.dtype} {list(images.shape)} and {len(labels)} labels")
@@ -133,11 +146,13 @@ def generate(out: str | Path, images: np.ndarray, labels: np.ndarray, dataset: s
 
 def generate_test_set(dataset: str, root: Path | None, out: Path, params: str = "cifar", seed: int = 0,
                       corruptions: list[str] | None = None, severities: Iterable[int] = SEVERITIES,
-                      workers: int | None = None) -> dict[str, Any]:
-    """`cutmix-bench corrupt`: the test split of a registered dataset -> a directory at `out`."""
+                      workers: int | None = None, families: Iterable[str] = ("c",)) -> dict[str, Any]:
+    """`cutmix-bench corrupt`: the test split of a registered dataset -> a directory at `out`; `corruptions`
+    (names) when given, else every corruption of `families`."""
     from ..data import create_dataset
 
-    check_request(corruption_names() if corruptions is None else corruptions, severities, params, "--")
+    corruptions = family_names(families, "--") if corruptions is None else corruptions
+    check_request(corruptions, severities, params, "--")
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise BenchError(f"--workers: expected >= 1, got {workers}")

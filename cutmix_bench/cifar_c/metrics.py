@@ -5,6 +5,10 @@ is the plain mean of the top-1 error over the 15 benchmark corruptions x 5 sever
 normalisation); the 4 extra corruptions are reported apart (`extra_err`); `relative_mce` is
 mce minus the clean error. When a suite evaluates only part of the 75 benchmark cells, the same
 plain mean is named `mean_err` (and `relative_mean_err`) so it is never mistaken for the mCE.
+The C-bar family (Mintun et al. 2021) is summarised apart, never in the mCE: `cbar_err` is the plain mean
+top-1 error over its 10 corruptions x 5 severities (as PixMix / IPMix report CIFAR-C-bar; no AlexNet
+normalisation exists for C-bar), `cbar_mean_err` the same mean over the C-bar cells evaluated when not all 50
+are, each with its `relative_` row (minus the clean error).
 Every summary row carries `cells`, the number of (corruption, severity) cells averaged.
 """
 
@@ -22,7 +26,7 @@ from ..corruptions.registry import CATEGORIES
 def summary_rows(cells: pd.DataFrame, clean_err: float, replicates: np.ndarray | None = None,
                  clean_replicates: np.ndarray | None = None, n: int | None = None) -> list[dict[str, Any]]:
     """`cells`: one row per evaluated cell with columns subset (corruption), level (severity),
-    value (top-1 error, %). Returns mce / mean_err, relative, per category, extras, per
+    value (top-1 error, %). Returns mce / mean_err, relative, per category, extras, C-bar, per
     corruption (mean over its severities) and per severity (mean over benchmark corruptions).
 
     With bootstrap `replicates` of the cell errors ([resamples, len(cells)], columns in the order of
@@ -55,6 +59,11 @@ def summary_rows(cells: pd.DataFrame, clean_err: float, replicates: np.ndarray |
     extra = cells[cells["subset"].isin(EXTRA)]
     if len(extra):
         rows.append(summary("extra_err", extra))
+    cbar = cells[cells["subset"].isin(corruptions.CBAR)]
+    if len(cbar):
+        name = "cbar_err" if len(cbar) == len(corruptions.CBAR) * 5 else "cbar_mean_err"
+        rows.append(summary(name, cbar))
+        rows.append(summary(f"relative_{name}", cbar, relative=True))
     for corruption, part in cells.groupby("subset", sort=False):
         rows.append(summary("corruption_err", part, subset=corruption))
     return rows

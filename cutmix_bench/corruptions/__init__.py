@@ -1,11 +1,14 @@
-"""Common corruptions of CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019) as batched functions.
+"""Common corruptions of CIFAR-10-C / CIFAR-100-C (Hendrycks & Dietterich, ICLR 2019) and of CIFAR-10-C-bar
+(Mintun et al., NeurIPS 2021) as batched functions.
 
-Each corruption is one function registered with `register_corruption` (`registry.py`) in its family's file
-(`noise.py`, `blur.py`, `weather.py`, `digital.py`) or in a user's plug-in file; `apply.py` applies one
-(`corrupt`, `corrupt_seeded`), `parallel.py` generates whole sets over worker processes (`corrupt_all`).
+Each corruption is one function registered with `register_corruption` (`registry.py`) in its category's file
+(`noise.py`, `blur.py`, `weather.py`, `digital.py`; the C-bar family in `cbar.py`) or in a user's plug-in file;
+`apply.py` applies one (`corrupt`, `corrupt_seeded`), `parallel.py` generates whole sets over worker processes
+(`corrupt_all`).
 
 `ALL`, `BENCHMARK`, `EXTRA`, `CATEGORY` (name -> noise | blur | weather | digital | extra) and `OPS`
-(name -> function) are views of the registry, computed when read, so they include plug-ins loaded later.
+(name -> function) are views of the "c" family (CIFAR-C), `CBAR` the names of the "c-bar" family; all are
+computed when read, so they include plug-ins loaded later.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ except ImportError as error:
     raise ImportError("cutmix_bench needs OpenCV (the cv2 module): pip install opencv-python-headless (servers) "
                       "or opencv-python") from error
 
-from . import blur, digital, noise, weather  # noqa: F401  (each module registers its corruptions)
+from . import blur, cbar, digital, noise, weather  # noqa: F401  (each module registers its corruptions)
 from .apply import CHUNK_SIZE, PARAMS, chunk_rng, corrupt, corrupt_seeded
 from .parallel import corrupt_all
-from .registry import CATEGORIES, CORRUPTIONS, SEVERITIES, Corruption, register_corruption
+from .registry import CATEGORIES, CORRUPTIONS, FAMILIES, SEVERITIES, Corruption, register_corruption
 
 
 def __getattr__(name: str) -> Any:
-    names = CORRUPTIONS.names()
+    names = CORRUPTIONS.names("c")
     views = {
+        "CBAR": lambda: CORRUPTIONS.names("c-bar"),
         "ALL": lambda: names,
         "BENCHMARK": lambda: [n for n in names if not CORRUPTIONS[n].extra],
         "EXTRA": lambda: [n for n in names if CORRUPTIONS[n].extra],
@@ -38,5 +42,6 @@ def __getattr__(name: str) -> Any:
     return views[name]()
 
 
-__all__ = ["ALL", "BENCHMARK", "CATEGORIES", "CATEGORY", "CHUNK_SIZE", "CORRUPTIONS", "Corruption", "EXTRA", "OPS",
-           "PARAMS", "SEVERITIES", "chunk_rng", "corrupt", "corrupt_all", "corrupt_seeded", "register_corruption"]
+__all__ = ["ALL", "BENCHMARK", "CATEGORIES", "CATEGORY", "CBAR", "CHUNK_SIZE", "CORRUPTIONS", "Corruption", "EXTRA",
+           "FAMILIES", "OPS", "PARAMS", "SEVERITIES", "chunk_rng", "corrupt", "corrupt_all", "corrupt_seeded",
+           "register_corruption"]

@@ -1,7 +1,8 @@
 """Applying a registered corruption to a uint8 batch, checked and seeded.
 
 `corrupt(name, images, severity, rng, params)` maps uint8 [N, H, W, 3] to uint8 [N, H, W, 3]:
-- `params="cifar"`: this project's batched NumPy implementation with the CIFAR-10-C parameters;
+- `params="cifar"`: this project's batched NumPy implementation with the CIFAR-10-C parameters (CIFAR-10-C-bar's
+  for a "c-bar" corruption, which has no other);
 - `params="imagenet"`: the ImageNet-C parameters through the `imagecorruptions` package (the reference), made
   to run on current NumPy / setuptools / scikit-image by `imagecorruptions_compat.py`, one image at a time;
 - `params="imagenet-fast"`: the ImageNet-C parameters through this project's batched implementation (tested
@@ -40,6 +41,9 @@ def _check(name: str, images: np.ndarray, severity: int, params: str) -> None:
         raise BenchError(f"corruption {name}: severity {severity!r}; expected an integer in 1..5")
     if params not in PARAMS:
         raise BenchError(f"corruption params {params!r}: expected one of {', '.join(PARAMS)}")
+    if CORRUPTIONS[name].family == "c-bar" and params != "cifar":
+        raise BenchError(f"corruption {name} (C-bar): params={params}; CIFAR-10-C-bar has only its CIFAR parameters, "
+                         "expected params=cifar")
     if _reference(name, params) and name not in RELEASE:
         raise BenchError(f"corruption {name}: params={params} needs the imagecorruptions package, which does not have "
                          f"it; expected params=cifar{'' if params == 'imagenet-fast' else ' or imagenet-fast'}")
@@ -48,6 +52,9 @@ def _check(name: str, images: np.ndarray, severity: int, params: str) -> None:
         raise BenchError(f"corruption {name}: images of type {kind}; expected a uint8 numpy array [N, H, W, 3]")
     if images.ndim != 4 or images.shape[3] != 3:
         raise BenchError(f"corruption {name}: images of shape {images.shape}; expected [N, H, W, 3]")
+    if CORRUPTIONS[name].family == "c-bar" and (images.shape[1] != images.shape[2] or images.shape[1] % 2):
+        raise BenchError(f"corruption {name} (C-bar): images of {images.shape[1]}x{images.shape[2]} pixels; expected "
+                         "square images of an even side (the reference's im_size)")
     low = 8 if params == "cifar" else 32  # imagecorruptions refuses images under 32 pixels
     if min(images.shape[1:3]) < low:
         raise BenchError(f"corruption {name}: images of {images.shape[1]}x{images.shape[2]} pixels; "

@@ -1,6 +1,7 @@
 """Corruption robustness (Hendrycks & Dietterich, ICLR 2019): top-1 error on every (corruption,
 severity) cell of a CIFAR-C style set, from the official files or from a set generated once into the
-suite's cache, plus the summaries of `cifar_c.metrics`. Clean error is measured here too, so the
+suite's cache, plus the summaries of `cifar_c.metrics` (the mCE; with the "c-bar" family, the C-bar error of
+Mintun et al., NeurIPS 2021). Clean error is measured here too, so the
 relative error and the report section do not depend on the `clean` evaluation. From the same logits,
 calibration under shift (`calibration`: ECE, NLL, Brier per cell, raw and temperature-scaled)."""
 
@@ -19,9 +20,9 @@ from ..aggregate import spread
 from ..checks import check_integer, check_seed
 from ..cifar_c.cache import cached_corruptions
 from ..cifar_c.files import SEVERITIES, CorruptionDir, open_corruption_dir, open_labels
-from ..cifar_c.generate import check_request, corruption_names, default_workers
+from ..cifar_c.generate import check_request, corruption_names, default_workers, family_names
 from ..cifar_c.metrics import CATEGORIES, summary_rows
-from ..corruptions import BENCHMARK, CORRUPTIONS
+from ..corruptions import BENCHMARK, CBAR, CORRUPTIONS
 from ..data import Split
 from ..errors import BenchError
 from . import EVALUATIONS
@@ -46,10 +47,18 @@ def mce_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return mce if len(mce) else rows[rows["metric"] == "mean_err"]
 
 
+def cbar_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary's C-bar row: the C-bar error (all 10 x 5 cells), else the mean over the C-bar cells evaluated."""
+    cbar = rows[rows["metric"] == "cbar_err"]
+    return cbar if len(cbar) else rows[rows["metric"] == "cbar_mean_err"]
+
+
 @EVALUATIONS.register("corruptions")
 class Corruptions(Evaluation):
     """`root`: a CIFAR-10-C / CIFAR-100-C directory; when absent or missing, a set generated with
     `params` ("cifar" or "imagenet" corruption parameters) and `seed` into the suite cache.
+    `families`: the corruption families evaluated, "c" (CIFAR-C, 19: the mCE's 15 and 4 extras; the default)
+    and / or "c-bar" (CIFAR-10-C-bar, 10, CIFAR parameters only); `corruptions`: a list of names instead.
     `max_images`: test images scored (seeded subset; default all on a GPU, the CPU budget of
     `evaluations.budget` on CPU, where the 95 x 10,000 images of a full set take an hour per run)."""
 
@@ -57,6 +66,8 @@ class Corruptions(Evaluation):
     units = {"clean_err": "percent", "top1_err": "percent", "mce": "percent", "mean_err": "percent",
              "relative_mce": "percentage points", "relative_mean_err": "percentage points",
              "category_err": "percent", "severity_err": "percent", "extra_err": "percent", "corruption_err": "percent",
+             "cbar_err": "percent", "cbar_mean_err": "percent", "relative_cbar_err": "percentage points",
+             "relative_cbar_mean_err": "percentage points",
              **{f"{m}{s}": u for s in ("", "_ts") for m, u in (("ece", "percent"), ("nll", "nats"),
                                                                 ("brier", "squared probability"))},
              **{f"mean_{m}{s}": u for s in ("", "_ts") for m, u in (("ece", "percent"), ("nll", "nats"),
@@ -64,10 +75,12 @@ class Corruptions(Evaluation):
              **{f"reliability_{m}{s}": "percent" for s in ("", "_ts") for m in ("acc", "conf", "share")},
              "temperature": "ratio"}
     headlines = (Headline("mce", "Corruption mCE (%)", True, mce_rows),
+                 Headline("cbar", "C-bar error (%)", True, cbar_rows, optional=True),
                  Headline("ece_shift", "ECE under corruption (%)", True, metric_rows("mean_ece")))
 
     def __init__(self, root: str | None = None, params: str = "cifar", seed: int = 0,
-                 corruptions: list[str] | None = None, severities: Sequence[int] = SEVERITIES,
+                 corruptions: list[str] | None = None, families: Sequence[str] | None = None,
+                 severities: Sequence[int] = SEVERITIES,
                  workers: int | None = None, max_images: int | None = None, calibration: bool = True,
                  temperature_images: int = 5000, ece_bins: int = 15) -> None:
         if not isinstance(calibration, bool):
@@ -77,7 +90,10 @@ class Corruptions(Evaluation):
         if not isinstance(ece_bins, int) or ece_bins < 1:
             raise ValueError(f"ece_bins: expected an integer >= 1, got {ece_bins!r}")
         self.calibration, self.temperature_images, self.ece_bins = calibration, temperature_images, ece_bins
-        names = corruption_names() if corruptions is None else corruptions
+        if corruptions is not None and families is not None:
+            raise BenchError(f"{KEY}: corruptions and families both given; expected one (names, or whole families)")
+        names = family_names(("c",) if families is None else families, f"{KEY}.") if corruptions is None \
+            else corruptions
         self.max_images = check_max_images(max_images)
         self.corruptions, self.severities = check_request(names, severities, params, f"{KEY}.")
         if workers is not None:
@@ -176,22 +192,25 @@ class Corruptions(Evaluation):
         rows = rows.assign(key=[cell_key(r) for r in rows.itertuples()])
         keys = set(rows["key"])
         mean_key, mean_label, mean_text = mean_column(rows)
+        cbar_key, cbar_label, cbar_text = cbar_column(rows)
         names = [c for c in corruption_names() if f"corruption_err:{c}" in keys]
         # A plug-in's corruption whose module this process did not load keeps its column, under its own name.
         listed = [k.split(":", 1)[1] for k in dict.fromkeys(rows["key"]) if k.startswith("corruption_err:")]
         unloaded = [c for c in listed if c not in CORRUPTIONS]
         main = {"clean_err": "Clean err", **({mean_key: mean_label} if mean_key else {}),
+                **({cbar_key: cbar_label} if cbar_key else {}),
                 **{f"corruption_err:{c}": CORRUPTIONS[c].short for c in names},
                 **{f"corruption_err:{c}": c for c in unloaded}}
         summary = {"clean_err": "Clean err", mean_key: mean_label, f"relative_{mean_key}": f"Rel. {mean_label}",
-                   **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras"}
+                   **{f"category_err:{c}": c.capitalize() for c in CATEGORIES}, "extra_err": "Extras",
+                   **({cbar_key: cbar_label, f"relative_{cbar_key}": f"Rel. {cbar_label}"} if cbar_key else {})}
         summary = {k: v for k, v in summary.items() if k in keys}
         levels = sorted(int(v) for v in rows.loc[rows["metric"] == "severity_err", "level"].dropna().unique())
         sources = "; ".join(sorted(rows["source"].dropna().astype(str).unique())) if "source" in rows else "unknown"
         parts = [
             f"Top-1 error (%) on corrupted test images ({sources}). {mean_text} Corruption columns average their "
             "severities; Rel. = corruption error minus clean error; the 4 extra corruptions (speckle noise, Gaussian "
-            "blur, spatter, saturate) are reported apart, never in the mean. Mean ± std over seeds.",
+            f"blur, spatter, saturate) are reported apart, never in the mean.{cbar_text} Mean ± std over seeds.",
             "Summary by category:", mean_std_table(rows, summary, ctx.methods, column="key", transpose=True,
                                                    first="Error (%)"),
             "Per corruption (mean over its severities):",
@@ -218,6 +237,19 @@ def mean_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
         return "mean_err", f"Mean err ({cells} cells)", (f"Mean err = plain mean error over the {cells} evaluated "
                                                          "benchmark (corruption, severity) cells, not the 15 x 5 mCE.")
     return None, "", "No benchmark corruption was evaluated."
+
+
+def cbar_column(rows: pd.DataFrame) -> tuple[str | None, str, str]:
+    """(metric, column label, sentence defining it) of the C-bar mean in `rows`; (None, "", "") without C-bar."""
+    if (rows["metric"] == "cbar_err").any():
+        return "cbar_err", "C-bar", (f" C-bar = plain mean error over the {len(CBAR)} CIFAR-10-C-bar corruptions x 5 "
+                                     "severities (Mintun et al. 2021; no AlexNet normalisation exists for C-bar), "
+                                     "never in the mCE.")
+    if (rows["metric"] == "cbar_mean_err").any():
+        cells = int(rows.loc[rows["metric"] == "cbar_mean_err", "cells"].max())
+        return "cbar_mean_err", f"C-bar mean ({cells} cells)", (f" C-bar mean = plain mean error over the {cells} "
+                                                               "evaluated C-bar cells, not the 10 x 5 C-bar error.")
+    return None, "", ""
 
 
 def cell_key(row: object) -> str:
