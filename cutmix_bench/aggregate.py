@@ -1,8 +1,9 @@
 """How per-run values become the report's numbers, in one place: mean, sample std and count over runs (seeds)
 for every table cell, bar and curve; the per-run mean of several rows with its combined per-image interval;
 and differences with 95% intervals: paired over seeds (same seed = same data order and initialisation), between
-independent runs (Welch), or from the per-image intervals when there is one seed. The tables, the summary, the
-figures and `compare` call these functions, so changing how results are aggregated is changing this file.
+independent runs (Welch), against a published number (one-sample t), or from the per-image intervals when there
+is one seed. The tables, the summary, the figures and `compare` call these functions, so changing how results
+are aggregated is changing this file.
 
 Rows are those of results.csv (columns run, method, seed, value and optionally n, ci_low, ci_high)."""
 
@@ -61,7 +62,7 @@ class Difference:
     delta: float
     low: float
     high: float
-    test: str  # "paired-t", "per-image", "none"
+    test: str  # "paired-t", "one-sample-t", "per-image", "none"
     seeds: int
     p: float = math.nan  # two-sided p-value of "no difference" by the same test; NaN when untested
 
@@ -106,6 +107,25 @@ def per_image_difference(delta: float, half: float, half_other: float) -> Differ
     standard_error = half / stats.norm.ppf(0.975)  # the 95% half-width is 1.96 standard errors
     p = float(2 * stats.norm.sf(abs(delta) / standard_error)) if half > 0 else math.nan
     return Difference(delta, delta - half, delta + half, "per-image", 1, p)
+
+
+def against_value(runs: pd.DataFrame, value: float) -> Difference:
+    """The mean of per-run values (columns value, half, as `per_run` gives them) minus a number taken as exact (a
+    published one): the one-sample t interval over runs (`scipy.stats.ttest_1samp`) with >= 2 runs, else the
+    run's own per-image half-width."""
+    if runs.empty:
+        return Difference(math.nan, math.nan, math.nan, "none", 0)
+    delta = float(runs["value"].mean() - value)
+    if len(runs) == 1:
+        return per_image_difference(delta, float(runs["half"].iloc[0]), 0.0)
+    if np.ptp(runs["value"].to_numpy()) == 0:
+        return Difference(delta, math.nan, math.nan, "one-sample-t", len(runs))
+    from scipy import stats
+
+    test = stats.ttest_1samp(runs["value"], value)
+    interval = test.confidence_interval(0.95)
+    return Difference(delta, float(interval.low) - value, float(interval.high) - value, "one-sample-t", len(runs),
+                      float(test.pvalue))
 
 
 def welch(a: pd.Series, b: pd.Series) -> tuple[float, float, float]:

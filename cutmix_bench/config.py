@@ -192,6 +192,9 @@ class Reference(Strict):
 
     citation: str = Field(min_length=1)  # e.g. "Yun et al., CutMix, ICCV 2019, Table 3"
     results: dict[str, dict[str, float]]  # method label -> metric (REFERENCE_METRICS) -> value, in percent
+    # the epoch the published numbers are from: "best" (the highest test accuracy over training, what the CutMix
+    # and RepDistiller scripts print) or "last"; the report sets ours taken both ways beside them (published.py)
+    epoch: Literal["best", "last"] | None = None
 
 
 class Suite(Strict):

@@ -29,11 +29,10 @@ from .evaluations.tables import (
 )
 from .io import write_text
 from .provenance import read_json
+from .published import published_note, published_rows, published_section
 from .rundir import TRAIN, ResultsDir
 
 MISSING = "missing"
-# a reference metric -> the summary row it joins
-PUBLISHED_HEADLINES = {"top1_err": "clean_err", "ece": "ece", "auroc_near": "auroc_near", "auroc_far": "auroc_far"}
 
 
 # --- header -------------------------------------------------------------------------------------------------
@@ -233,6 +232,9 @@ def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out
              f"Per-run values: {save_table(out_dir, 'summary_per_run', values)}.\n",
              markdown_table(body, ["Metric", *map(display_name, methods)]) + "\n"
              + (f"\n{published_note(suite.reference)}\n" if suite.reference else "")]
+    if suite.reference is not None:
+        main = next((label for label, kind in evaluation_types(suite).items() if kind.main_columns), None)
+        parts.append(published_section(suite.reference, results, values, methods, main, out_dir))
     if others:
         how = []
         if "paired-t" in tests:
@@ -313,21 +315,6 @@ def figures_section(methods: list[str], out_dir: Path) -> str:
                      "the label weights of the mixed target under each image.\n\n"
                      "![training inputs](figures/training_inputs.png)")
     return "## Training\n\n" + "\n\n".join(parts) + "\n" if parts else ""
-
-
-def published_note(reference: Reference) -> str:
-    return (f"Published: {reference.citation}. A published number comes from its authors' code, hardware and "
-            "choice of epoch; ours are from the last epoch of this suite's runs.")
-
-
-def published_rows(reference: Reference | None, headline: str, label: str, methods: list[str]) -> list[list[str]]:
-    """The summary row of the published numbers of `headline` (none when the reference has none)."""
-    metric = next((m for m, h in PUBLISHED_HEADLINES.items() if h == headline), None)
-    if reference is None or metric is None or not any(metric in v for v in reference.results.values()):
-        return []
-    cells = [f"{reference.results[m][metric]:.2f}" if metric in reference.results.get(m, {}) else "–"
-             for m in methods]
-    return [[f"{label}, published", *cells]]
 
 
 def main_table(results: pd.DataFrame, methods: list[str], label: str | None, columns: dict[str, str],

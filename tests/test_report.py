@@ -261,6 +261,63 @@ def test_published_numbers_stand_beside_ours_with_their_citation(tmp_path: Path)
     assert "published" not in plain.lower()
 
 
+def curves_table(seeds: list[int]) -> pd.DataFrame:
+    """Test accuracy every other epoch (NaN between, as with eval_every 2); each run peaks before its end."""
+    rows = []
+    for method in ERRORS:
+        for seed in seeds:
+            final = 100 - ERRORS[method][seed]
+            for epoch, acc in enumerate([final - 10, math.nan, final + 1.5 + seed, math.nan, final]):
+                rows.append({"run": f"{method}-s{seed}", "method": method, "seed": seed, "epoch": epoch,
+                             "train_loss": 1.0, "test_acc": acc})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seeds", [[0, 1, 2], [1]])
+def test_published_numbers_are_set_against_ours_last_and_best_epoch(tmp_path: Path, seeds: list[int]) -> None:
+    reference = {"citation": "Tian et al., CRD, ICLR 2020, Table 1", "epoch": "best",
+                 "results": {"baseline": {"top1_err": 19.0}, "cutmix": {"top1_err": 18.5}}}
+    out = write_dir(tmp_path / "r", {**SUITE, "seeds": seeds, "reference": reference}, results_table(seeds))
+    curves_table(seeds).to_csv(out / "curves.csv", index=False)
+    report = report_from_dir(out).read_text()
+    rows = table(report, "### Against the published numbers")
+    assert "The published numbers are from the **best epoch**" in report
+    assert "for a trained run the **Best − published** column compares like with like" in report
+    for method, published in (("baseline", 19.0), ("cutmix", 18.5)):
+        last = np.array([ERRORS[method][s] for s in seeds])
+        best = last - 1.5 - np.array(seeds)  # the peak two epochs before the end, epoch 3 counted from 1
+        metric, shown, ours_last, ours_best, last_diff, best_diff = rows[{"baseline": "Baseline",
+                                                                          "cutmix": "CutMix"}[method]]
+        assert (metric, shown) == ("Top-1 error (%)", f"{published:.2f}")
+        epochs = ", ".join("3" for _ in seeds)
+        if len(seeds) > 1:
+            assert ours_last == f"{last.mean():.2f} ± {last.std(ddof=1):.2f}"
+            assert ours_best == f"{best.mean():.2f} ± {best.std(ddof=1):.2f} (epochs {epochs})"
+            for diff, values in ((last_diff, last), (best_diff, best)):
+                ci = stats.ttest_1samp(values, published).confidence_interval(0.95)
+                assert diff.startswith(f"{values.mean() - published:+.2f} [{ci.low - published:+.2f}, "
+                                       f"{ci.high - published:+.2f}]")
+        else:
+            assert ours_last == f"{last[0]:.2f} [{last[0] - 2.5:.2f}, {last[0] + 2.5:.2f}]"
+            ci = stats.binomtest(round(best[0] * 10), 1000).proportion_ci(method="exact")
+            half = 100 * (ci.high - ci.low) / 2
+            assert ours_best == f"{best[0]:.2f} [{best[0] - half:.2f}, {best[0] + half:.2f}] (epoch 3)"
+            assert last_diff.startswith(f"{last[0] - published:+.2f} [{last[0] - published - 2.5:+.2f}, "
+                                        f"{last[0] - published + 2.5:+.2f}]")
+            assert best_diff.startswith(f"{best[0] - published:+.2f} [{best[0] - published - half:+.2f}, "
+                                        f"{best[0] - published + half:+.2f}]")
+    assert "theirs from the best epoch" in report
+
+
+def test_a_reference_without_its_epoch_says_so_and_a_run_without_a_curve_has_no_best_epoch(tmp_path: Path) -> None:
+    out = write_dir(tmp_path / "r", {**SUITE, "reference": REFERENCE}, results_table([0, 1, 2]))
+    report = report_from_dir(out).read_text()
+    assert "from an epoch the reference block does not state (`reference.epoch`)" in report
+    assert "which of the two columns compares like with like is not known" in report
+    rows = table(report, "### Against the published numbers")
+    assert rows["Baseline"][3] == "not recorded" and rows["Baseline"][5] == "–"
+
+
 @pytest.mark.parametrize(("results", "message"), [
     ({"cutmx": {"top1_err": 1.0}}, "reference: results.cutmx: 'cutmx' is not a method label of this suite; "
                                    "expected one of baseline, cutmix, mixup"),
