@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import Difference, against_value, per_run
+from .aggregate import against_value, per_run
 from .config import Reference
-from .evaluations.tables import display_name, markdown_table, mean_std
+from .evaluations.tables import display_name, format_difference, markdown_table, mean_std
 from .intervals import binomial
 from .rundir import ResultsDir
 
@@ -86,14 +86,6 @@ def _cell(runs: pd.DataFrame) -> str:
     return text
 
 
-def _difference(diff: Difference) -> str:
-    if math.isnan(diff.delta):
-        return "–"
-    if math.isnan(diff.low):
-        return f"{diff.delta:+.2f} (no interval)"
-    return f"{diff.delta:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]{' *' if diff.significant else ''}"
-
-
 def published_section(reference: Reference, results: pd.DataFrame, values: pd.DataFrame, methods: list[str],
                       main_label: str | None, out_dir: Path) -> str:
     """Each published number against ours, last epoch and best epoch, with ours - published and its interval."""
@@ -107,9 +99,11 @@ def published_section(reference: Reference, results: pd.DataFrame, values: pd.Da
             best = (best_epochs(curves[curves["method"] == method], last)
                     if metric == "top1_err" and "test_acc" in curves else pd.DataFrame())
             counts.update(best["evaluations"] if len(best) else ())
+            bound = math.inf if metric == "nll" else 100.0  # a percentage's difference stays within ±100
             body.append([display_name(method), METRIC_NAMES[metric], f"{published:.2f}", _cell(last),
-                         _cell(best) if len(best) else "not recorded", _difference(against_value(last, published)),
-                         _difference(against_value(best, published)) if len(best) else "–"])
+                         _cell(best) if len(best) else "not recorded",
+                         format_difference(against_value(last, published), bound),
+                         format_difference(against_value(best, published), bound) if len(best) else "–"])
     like = {"best": "for a trained run the **Best − published** column compares like with like",
             "last": "the **Final − published** column compares like with like",
             None: "which of the two columns compares like with like is not known"}[reference.epoch]
@@ -120,10 +114,10 @@ def published_section(reference: Reference, results: pd.DataFrame, values: pd.Da
             f"file as given, such as a released best-epoch checkpoint) and the best of the test evaluations during "
             f"training "
             f"(curves.csv{evaluations}; top-1 error only), mean ± std over seeds or, with one seed, the value "
-            f"± the half-width of its per-image 95% Clopper-Pearson interval. Ours − published: the one-sample t interval over "
-            f"seeds, or with one seed the per-image interval, taking the published number as exact (its own "
-            f"seed spread is not in the reference block). **\\*** marks an interval that excludes zero. A best "
-            f"epoch is picked on the test set itself: its interval ignores that choice and it is biased low, "
-            f"as the published best-epoch number is.\n\n"
+            f"± the half-width of its per-image 95% Clopper-Pearson interval. Ours − published: the one-sample t "
+            f"interval over seeds, or with one seed the per-image interval, taking the published number as exact "
+            f"(its own seed spread is not in the reference block). **\\*** marks an interval that excludes "
+            f"zero. A best epoch is picked on the test set itself: its interval ignores that choice and it is "
+            f"biased low, as the published best-epoch number is.\n\n"
             + markdown_table(body, ["Method", "Metric", "Published", "Ours, final model", "Ours, best epoch",
                                     "Final − published", "Best − published"]) + "\n")

@@ -20,6 +20,7 @@ from .errors import BenchError
 from .evaluations import Evaluation, ReportContext, evaluation_types
 from .evaluations.tables import (
     display_name,
+    format_difference,
     markdown_table,
     mean_std,
     mean_std_table,
@@ -171,17 +172,6 @@ def wall_times(infos: dict[str, dict], evaluations: list[str]) -> str:
 
 def baseline_of(methods: list[str]) -> str:
     return "baseline" if "baseline" in methods else methods[0]
-
-
-def format_difference(diff: Any, bound: float = math.inf) -> str:
-    """`+d [low, high] *`; the interval clipped to [-bound, +bound], the range a difference of the metric can take
-    (±100 for a percentage: a 2-seed t interval, with t = 12.71, easily runs past it)."""
-    if math.isnan(diff.delta):
-        return "–"
-    if math.isnan(diff.low):
-        return f"{diff.delta:+.2f} (no interval)"
-    mark = " *" if diff.significant else ""
-    return f"{diff.delta:+.2f} [{max(diff.low, -bound):+.2f}, {min(diff.high, bound):+.2f}]{mark}"
 
 
 TWO_SEEDS = (" **With 2 seeds** a paired t interval has one degree of freedom (t = 12.71): it is wide, and only a "

@@ -21,7 +21,8 @@ LAYERS = [
     ("ood", "cifar_c"),
     ("evaluations",),
     ("components", "training", "user_mixing", "checkpoints"),
-    ("suite_file", "suite_data", "setups", "provenance", "summary", "report", "executors", "status", "progress"),
+    ("suite_file", "suite_data", "setups", "provenance", "summary", "published", "report", "executors", "status",
+     "progress"),
     ("runner", "plan", "compare", "scoring", "preflight", "executing", "evaluating", "finish"),
     ("cli", "listing", "__main__", ""),
 ]

@@ -11,8 +11,8 @@ import pytest
 
 from cutmix_bench.aggregate import Difference
 from cutmix_bench.evaluations.ood import auroc_rows, noise_as_such, set_group
-from cutmix_bench.evaluations.tables import portable_paths
-from cutmix_bench.report import format_difference, ran_precision, suite_wall_time
+from cutmix_bench.evaluations.tables import format_difference, portable_paths
+from cutmix_bench.report import ran_precision, suite_wall_time
 
 
 def test_the_command_row_names_no_absolute_path() -> None:
