@@ -15,7 +15,7 @@ import pandas as pd
 
 from .aggregate import against_value, per_run
 from .config import Reference
-from .evaluations.tables import display_name, format_difference, markdown_table, mean_std
+from .evaluations.tables import difference_bound, display_name, format_difference, markdown_table, mean_std
 from .intervals import binomial
 from .rundir import ResultsDir
 
@@ -99,7 +99,7 @@ def published_section(reference: Reference, results: pd.DataFrame, values: pd.Da
             best = (best_epochs(curves[curves["method"] == method], last)
                     if metric == "top1_err" and "test_acc" in curves else pd.DataFrame())
             counts.update(best["evaluations"] if len(best) else ())
-            bound = math.inf if metric == "nll" else 100.0  # a percentage's difference stays within ±100
+            bound = difference_bound(METRIC_NAMES[metric])
             body.append([display_name(method), METRIC_NAMES[metric], f"{published:.2f}", _cell(last),
                          _cell(best) if len(best) else "not recorded",
                          format_difference(against_value(last, published), bound),

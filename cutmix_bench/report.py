@@ -19,6 +19,7 @@ from .config import Reference, Suite
 from .errors import BenchError
 from .evaluations import Evaluation, ReportContext, evaluation_types
 from .evaluations.tables import (
+    difference_bound,
     display_name,
     format_difference,
     markdown_table,
@@ -176,11 +177,6 @@ def baseline_of(methods: list[str]) -> str:
 
 TWO_SEEDS = (" **With 2 seeds** a paired t interval has one degree of freedom (t = 12.71): it is wide, and only a "
              "large, consistent difference excludes zero; read these as a smoke check, not a finding.")
-
-
-def difference_bound(label: str) -> float:
-    """The largest possible difference of a headline: 100 points for a percentage, else none."""
-    return 100.0 if "(%)" in label else math.inf
 
 
 def summary_section(suite: Suite, results: pd.DataFrame, methods: list[str], out_dir: Path) -> str:

@@ -35,6 +35,11 @@ def format_mean_std(mean: float, std: float, count: int, digits: int = 2) -> str
     return f"{mean:.{digits}f}" if count < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def difference_bound(label: str) -> float:
+    """The largest possible difference of a headline: 100 points for a percentage, else none."""
+    return 100.0 if "(%)" in label else math.inf
+
+
 def format_difference(diff: Difference, bound: float = math.inf) -> str:
     """`+d [low, high] *`; the interval clipped to [-bound, +bound], the range a difference of the metric can take
     (±100 for a percentage: a 2-seed t interval, with t = 12.71, easily runs past it)."""
