@@ -126,7 +126,8 @@ def work(suite_dump: dict, worker: int | None = None, data: tuple[Dataset, Split
     for i, run in enumerate(runs, 1):
         folder = RunDir.of(out, run)
         if folder.finished(suite.evaluations):
-            log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
+            if not worker:  # said once: every pool worker walks the same list
+                log.info("[%d/%d] %s: finished earlier, skipped", i, len(runs), run.name)
             continue
         try:
             with folder.lock() if lock else contextlib.nullcontext(True) as locked:

@@ -62,19 +62,31 @@ def status(out: Path, capsys: pytest.CaptureFixture, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+def sequential_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sequential") / "out"
     result = run_cli(out, "--jobs", "1")
     assert result.returncode == 0, result.stderr
-    frame = comparable(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sequential(sequential_out: Path) -> pd.DataFrame:
+    frame = comparable(sequential_out)
     assert frame["run"].nunique() == 4
     return frame
 
 
 @pytest.mark.slow
-def test_local_executor_with_two_workers_gives_the_sequential_results(sequential, tmp_path: Path) -> None:
+def test_local_executor_with_two_workers_gives_the_sequential_results(sequential_out, sequential,
+                                                                      tmp_path: Path) -> None:
+    """One run is finished already (copied from the sequential output): the two workers share out the other three,
+    and the finished one is said to be skipped once, not once per worker."""
+    finished = sorted(sequential["run"].unique())[0]
+    shutil.copytree(sequential_out / "runs" / finished, tmp_path / "out" / "runs" / finished)
     result = run_cli(tmp_path / "out", "--executor", "local", "--jobs", "2")
     assert result.returncode == 0, result.stderr
+    assert "--jobs 2: capped" not in result.stderr  # three runs to do: both workers ran
+    assert result.stderr.count(f"{finished}: finished earlier, skipped") == 1
     pd.testing.assert_frame_equal(comparable(tmp_path / "out"), sequential, check_exact=True)
 
 
