@@ -221,22 +221,25 @@ def run_loaded(suite: Suite, args: argparse.Namespace, follow: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import report_from_dir
+    from .rundir import ResultsDir
 
     if args.target.is_dir():
         if args.overrides:
             raise BenchError("--set: only with a suite file; a results directory is reported as recorded")
-        print(f"report: {report_from_dir(args.target)}")
+        with ResultsDir(args.target).finishing():  # not from a results.csv a finishing command is replacing
+            print(f"report: {report_from_dir(args.target)}")
         return 0
     from .finish import check_recorded, collect_results, finish_suite
     from .report import build_report
-    from .rundir import ResultsDir, output_dir, suite_runs
+    from .rundir import output_dir, suite_runs
     from .suite_file import load_suite
 
     suite = load_suite(args.target, args.overrides)
     out, runs = output_dir(suite), suite_runs(suite)
     check_recorded(suite, out, runs)  # the header describes the suite: it must be the runs' recorded setup
-    build_report(suite, collect_results(out, runs), out, {})  # bad run files fail here, before any rewrite
-    finish_suite(suite, out, runs, draw_inputs=False, unfinished=NOT_RUN, ran=False)
+    with ResultsDir(out).finishing():
+        build_report(suite, collect_results(out, runs), out, {})  # bad run files fail here, before any rewrite
+        finish_suite(suite, out, runs, draw_inputs=False, unfinished=NOT_RUN, ran=False)
     print(f"report: {ResultsDir(out).report}")
     return 0
 

@@ -37,15 +37,16 @@ def finish_suite(suite: Suite, out: Path, runs: list[Run], known: dict[str, str]
     unfinished runs (run name -> message): FAILED files first, then `known` (failures no FAILED file records,
     jobs in flight), then `unfinished` for any other run not done."""
     results = ResultsDir(out)
-    failures = results.failed_runs(runs, known, unfinished)
-    write_results(out, runs)
-    if draw_inputs and training_inputs_key(suite) != recorded_inputs_key(results):
-        draw_training_inputs(suite, data or load_data(suite), out)
-    copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
-    if ran:  # the command that ran the runs records when it ended; `report` and `evaluate` rebuild, they did not
-        stamp_finished(results)
-    kill_point("report")
-    report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report DIR` does
+    with results.finishing():  # one command at a time reads the run folders and writes what follows
+        failures = results.failed_runs(runs, known, unfinished)
+        write_results(out, runs)
+        if draw_inputs and training_inputs_key(suite) != recorded_inputs_key(results):
+            draw_training_inputs(suite, data or load_data(suite), out)
+        copy_to_results(out, runs, suite.model_dump(mode="json"), failures)
+        if ran:  # the command that ran the runs records when it ended; `report` and `evaluate` rebuild, they did not
+            stamp_finished(results)
+        kill_point("report")
+        report_from_dir(out)  # from what the results directory holds, as `cutmix-bench report DIR` does
     return failures
 
 

@@ -4,7 +4,8 @@ results directory names its files through `ResultsDir` and `RunDir`, never as st
 
 A results directory holds results.csv (the finished runs' rows), setups.json (setup hash -> setup), suite.json,
 environment.json, runs.json (run -> info.json), curves.csv, failures.json, report.md (with figures/ and
-tables/), an optional findings.md written by a person, and cache/ (shared by the runs).
+tables/), an optional findings.md written by a person, cache/ (shared by the runs) and .finish.lock (held
+while a command writes those files).
 
 A run folder holds config.yaml (the resolved suite), setup.json (what decides the trained model), last.ckpt,
 log.csv (one line per epoch), eval/<evaluation label>.csv, and once complete metrics.csv + DONE; FAILED holds
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Suite
+from .io import write_failed
 
 TRAIN = "train"  # the training rows' label: their file eval/train.csv and results.csv's `evaluation` column
 RESERVED_LABELS = (TRAIN,)  # no evaluation may run under these labels: its rows would be the training rows
@@ -127,6 +130,16 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_THREAD = threading.local()
+
+
+def _held_by_this_thread() -> set[Path]:
+    """The results folders whose finishing lock this thread holds (flock would block on a second open file)."""
+    if not hasattr(_THREAD, "held"):
+        _THREAD.held = set()
+    return _THREAD.held
+
+
 @dataclass(frozen=True)
 class ResultsDir:
     """A results directory (`output_dir`): its run folders and the files of the whole suite."""
@@ -147,6 +160,30 @@ class ResultsDir:
 
     def run(self, run: Run) -> RunDir:
         return RunDir.of(self.path, run)
+
+    @contextlib.contextmanager
+    def finishing(self) -> Iterator[None]:
+        """An exclusive lock, waited for, held while a command collects the run folders and writes the suite's
+        files (finish.py, `report`): a `report SUITE` while `run` ends takes its turn, so the later writer has read
+        the later state and a stale results.csv or report.md never replaces a fresh one. Re-entrant in one thread
+        (`report SUITE` holds it around its checks and finish_suite)."""
+        held = _held_by_this_thread()
+        if not self.path.is_dir() or self.path.resolve() in held:  # nothing to finish yet, or held already
+            yield
+            return
+        lock = self.path / ".finish.lock"
+        try:
+            handle = open(lock, "w")
+        except OSError as exc:
+            raise write_failed(lock, exc) from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.add(self.path.resolve())
+            try:
+                yield
+            finally:
+                held.discard(self.path.resolve())
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def failed_runs(self, runs: Iterable[Run], known: dict[str, str] | None = None,
                     unfinished: str = "not finished") -> dict[str, str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +95,31 @@ def test_same_seed_gives_bitwise_identical_metrics(reference, tmp_path: Path) ->
     result = run_cli(suite, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     pd.testing.assert_frame_equal(comparable(tmp_path / "out"), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("target", ["suite", "dir"])
+def test_report_waits_while_another_command_finishes_the_folder(reference, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """`report SUITE` (or `report DIR`) started while `run` writes the suite's files (here: while its lock is held)
+    writes nothing until that ends, so it never leaves a results.csv or report.md older than the run's; then it
+    completes."""
+    from cutmix_bench import cli, report
+    from cutmix_bench.rundir import ResultsDir
+
+    suite, _ = reference
+    out = tmp_path / "out"
+    shutil.copytree(suite.parent / "out", out)
+    writing = threading.Event()
+    build = report.build_report
+    monkeypatch.setattr(report, "build_report", lambda *a: (writing.set(), build(*a))[1])
+    args = ["report", str(suite), "--set", f"output_dir={out}"] if target == "suite" else ["report", str(out)]
+    codes: list[int] = []
+    with ResultsDir(out).finishing():
+        command = threading.Thread(target=lambda: codes.append(cli.main(args)))
+        command.start()
+        assert not writing.wait(5), "the report was written while another command was finishing the folder"
+    command.join(BACKSTOP)
+    assert codes == [0] and writing.is_set()
 
 
 def test_failed_run_is_isolated_and_reported(tmp_path: Path) -> None:
