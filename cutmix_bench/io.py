@@ -1,14 +1,16 @@
-"""Atomic file writes: a crash never leaves a half-written result, config or report."""
+"""Atomic file writes (a crash never leaves a half-written result, config or report) and the lock that
+serialises processes writing the same files."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +61,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         if tmp is not None and os.path.exists(tmp):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if needed) for the block, waiting for it (POSIX flock;
+    the OS releases it when the holder dies). A lock file that cannot be created is a WriteFailed naming it."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Suite
-from .io import write_failed
+from .io import locked
 
 TRAIN = "train"  # the training rows' label: their file eval/train.csv and results.csv's `evaluation` column
 RESERVED_LABELS = (TRAIN,)  # no evaluation may run under these labels: its rows would be the training rows
@@ -166,24 +166,17 @@ class ResultsDir:
         """An exclusive lock, waited for, held while a command collects the run folders and writes the suite's
         files (finish.py, `report`): a `report SUITE` while `run` ends takes its turn, so the later writer has read
         the later state and a stale results.csv or report.md never replaces a fresh one. Re-entrant in one thread
-        (`report SUITE` holds it around its checks and finish_suite)."""
-        held = _held_by_this_thread()
-        if not self.path.is_dir() or self.path.resolve() in held:  # nothing to finish yet, or held already
+        (`report SUITE` holds it around its first build of the report and finish_suite)."""
+        held, key = _held_by_this_thread(), self.path.resolve()
+        if not self.path.is_dir() or key in held:  # nothing to finish yet, or held already
             yield
             return
-        lock = self.path / ".finish.lock"
-        try:
-            handle = open(lock, "w")
-        except OSError as exc:
-            raise write_failed(lock, exc) from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            held.add(self.path.resolve())
+        with locked(self.path / ".finish.lock"):
+            held.add(key)
             try:
                 yield
             finally:
-                held.discard(self.path.resolve())
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                held.discard(key)
 
     def failed_runs(self, runs: Iterable[Run], known: dict[str, str] | None = None,
                     unfinished: str = "not finished") -> dict[str, str]:

@@ -10,32 +10,16 @@ warning, never used.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from ..io import locked
 from .files import SEVERITIES, read_metadata, verify
 from .generate import code_version, dataset_sha256, generate
 
 log = logging.getLogger("cutmix_bench")
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (created if needed) for the block (POSIX)."""
-    import fcntl
-
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def cache_path(cache_dir: Path, dataset: str, images: np.ndarray, labels: np.ndarray, params: str, seed: int) -> Path:
